@@ -1,0 +1,68 @@
+// The one seam between a hardware run and a simulated one. The engine hands the executor a
+// StepPlan (what to compute this step); the executor returns how long it took (measured on
+// hardware, predicted by the cost model in simulation) and, on real backends, the sampled tokens.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/policy.h"
+#include "core/request.h"
+
+namespace twinfer {
+
+struct ScheduledSeq {
+  RequestId id = 0;
+  int32_t num_new_tokens = 0;  // tokens whose KV is computed this step (1 for a decode)
+  int32_t context_before = 0;  // tokens already in the KV cache: positions [0, context_before)
+  bool is_prefill = false;     // computing prompt (or recomputed) tokens rather than one decode
+  bool samples = false;        // the step reaches the sequence's last token: sample a new one
+  // Real backends: every token id of the sequence so far (prompt + generated); null in sim.
+  const std::vector<int32_t>* tokens = nullptr;
+  std::span<const BlockId> block_table;  // physical blocks, logical order
+  const SamplingParams* sampling = nullptr;
+  int32_t generated = 0;  // output tokens so far (penalties, min_tokens)
+
+  int32_t context_after() const { return context_before + num_new_tokens; }
+};
+
+struct StepPlan {
+  int64_t step = 0;
+  double start_s = 0.0;
+  std::vector<ScheduledSeq> seqs;  // decodes first, then prefill chunks
+  int32_t num_prefill_tokens = 0;
+  int32_t num_decode_tokens = 0;
+  // Static batching pads finished members: they still occupy a batch slot and are computed
+  // at the batch's padded context length (cost only; their outputs are discarded).
+  int32_t num_padding_seqs = 0;
+  int32_t padded_context = 0;
+  std::vector<std::pair<BlockId, BlockId>> copies;    // copy-on-write (src, dst), GPU blocks
+  std::vector<std::pair<BlockId, BlockId>> swap_out;  // (gpu, cpu)
+  std::vector<std::pair<BlockId, BlockId>> swap_in;   // (cpu, gpu)
+  int32_t block_size = 16;
+
+  bool empty() const { return seqs.empty() && swap_out.empty() && swap_in.empty(); }
+  int32_t num_tokens() const { return num_prefill_tokens + num_decode_tokens; }
+};
+
+struct StepResult {
+  double duration_s = 0.0;
+  // One token per ScheduledSeq with samples == true, in plan order. Empty when the backend
+  // does not produce tokens (simulation): the workload's output lengths decide.
+  std::vector<int32_t> sampled;
+  // Requests that failed inside this step (bad sampling parameter, token out of range...):
+  // they end alone with this message while the rest of the batch goes on.
+  std::vector<std::pair<RequestId, std::string>> failed;
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual std::string backend() const = 0;  // "sim", "cpu", "cuda"
+  virtual bool real_tokens() const = 0;
+  virtual StepResult execute(const StepPlan& plan) = 0;
+};
+
+}  // namespace twinfer

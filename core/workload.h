@@ -1,0 +1,34 @@
+// Workloads: production traces (Azure CSV, Mooncake JSONL) and synthetic arrivals.
+#pragma once
+#include <cstdint>
+#include <istream>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/request.h"
+
+namespace twinfer {
+
+// Azure LLM trace form: header `TIMESTAMP,ContextTokens,GeneratedTokens`, timestamps
+// `YYYY-MM-DD HH:MM:SS[.fffffff]`; arrival = seconds since the first row.
+// Malformed rows throw ConfigError "FILE:LINE: column NAME: bad value 'X' (expected ...)".
+std::vector<RequestSpec> parse_azure_csv(std::istream& in, const std::string& source);
+// Mooncake form: one JSON object per line with timestamp (ms), input_length, output_length,
+// hash_ids (512-token prefix blocks).
+std::vector<RequestSpec> parse_mooncake_jsonl(std::istream& in, const std::string& source);
+
+// Length distribution parsed from "fixed:N", "uniform:LO:HI", "lognormal:MEDIAN:SIGMA",
+// "zipf:LO:HI:S". Throws ConfigError(exit 2) naming `flag` and the accepted forms.
+struct LengthDist {
+  enum class Kind { fixed, uniform, lognormal, zipf } kind = Kind::fixed;
+  double a = 0, b = 0, c = 0;
+  static LengthDist parse(const std::string& text, const std::string& flag);
+};
+
+// Builds the request list the config describes, sorted by arrival (ties by id), ids 0..n-1 in
+// that order. Trace arrivals are scaled by time_scale, or redrawn when arrival is poisson/gamma
+// (rate override) or set to 0 (offline). Deterministic for a seed.
+std::vector<RequestSpec> load_workload(const WorkloadConfig& w, uint64_t seed);
+
+}  // namespace twinfer

@@ -1,0 +1,75 @@
+// Roofline cost model of one engine step (docs/cost-model.md): per op, time =
+// max(FLOPs / effective FLOP/s, bytes / effective bandwidth), plus launch overheads (per kernel
+// when eager, one graph launch per decode step with CUDA graphs) and the scheduler's CPU time.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/executor.h"
+#include "core/json.h"
+#include "core/model_spec.h"
+#include "sim/hardware.h"
+
+namespace twinfer {
+
+// Effective efficiencies and overheads. Defaults are nominal guesses; `twinfer calibrate`
+// measures them and writes a profile that overrides these fields.
+struct CostParams {
+  double gemm_flops_eff = 0.70;    // fraction of peak FLOP/s large GEMMs reach
+  double mem_bw_eff = 0.85;        // fraction of peak HBM bandwidth streaming kernels reach
+  double attn_bw_eff = 0.75;       // decode attention (paged gathers)
+  double attn_flops_eff = 0.45;    // prefill attention on tensor cores
+  double kernel_launch_s = 4.0e-6;  // per kernel, eager
+  double graph_launch_s = 2.0e-5;   // per CUDA-graph replay
+  double step_cpu_s = 3.0e-5;       // scheduler + bookkeeping per step
+  double per_seq_cpu_s = 1.0e-6;    // per scheduled sequence per step
+  double allreduce_alpha_s = 8.0e-6;  // per all-reduce latency
+  double sampling_s_per_seq = 2.0e-6;
+  int kernels_per_layer = 9;  // eager launches per layer (norms, GEMMs, rope, attention, act)
+
+  Json to_json() const;
+  // Applies the fields a profile sets; unknown fields are errors naming `source`.
+  void apply_json(const Json& j, const std::string& source);
+};
+
+struct OpCost {
+  std::string op;
+  double flops = 0, bytes = 0, seconds = 0;
+};
+
+struct StepCost {
+  double total_s = 0;
+  double compute_s = 0;   // sum of per-op roofline times
+  double overhead_s = 0;  // launches + CPU
+  std::vector<OpCost> ops;  // filled only when asked (breakdown = true)
+};
+
+class CostModel {
+ public:
+  CostModel(ModelSpec model, HardwareSpec hw, CostParams params, DType weight_dtype,
+            DType kv_dtype, int tensor_parallel, bool enforce_eager);
+  StepCost step_cost(const StepPlan& plan, bool breakdown = false) const;
+  const CostParams& params() const { return params_; }
+
+ private:
+  ModelSpec model_;
+  HardwareSpec hw_;
+  CostParams params_;
+  DType wdtype_, kvdtype_;
+  int tp_;
+  bool eager_;
+};
+
+class SimExecutor : public Executor {
+ public:
+  explicit SimExecutor(CostModel model) : model_(std::move(model)) {}
+  std::string backend() const override { return "sim"; }
+  bool real_tokens() const override { return false; }
+  StepResult execute(const StepPlan& plan) override;
+  const CostModel& cost_model() const { return model_; }
+
+ private:
+  CostModel model_;
+};
+
+}  // namespace twinfer

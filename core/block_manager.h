@@ -32,6 +32,8 @@ class BlockManager {
   BlockManager(const BlockManagerConfig& cfg, EvictionPolicy* eviction, KvEventLog* log);
 
   int32_t block_size() const { return cfg_.block_size; }
+  // Clock time stamped on block accesses (the eviction policy's recency).
+  void set_time(double t) { now_ = t; }
   int32_t num_gpu_blocks() const { return cfg_.num_gpu_blocks; }
   int32_t num_cpu_blocks() const { return cfg_.num_cpu_blocks; }
   int32_t blocks_for_tokens(int64_t tokens) const {
@@ -49,18 +51,19 @@ class BlockManager {
   int32_t count_prefix_hits(std::span<const BlockHash> hashes) const;
 
   // ---- allocation -----------------------------------------------------------------------------
-  // Whether `seq` can grow its table to cover `total_tokens`, reusing cached blocks for the
-  // leading full blocks named by `hashes` when the table is empty (a new or recomputed seq).
+  // Whether `seq` can grow its table to cover `total_tokens`, reusing the cached blocks named by
+  // `hashes` (leading full blocks, all present in the cache) when the table is empty.
   // `reserve` blocks must stay free afterwards (vLLM's watermark).
   bool can_allocate(RequestId seq, int64_t total_tokens, std::span<const BlockHash> hashes = {},
                     int32_t reserve = 0) const;
-  // Grows the table; for an empty table first takes prefix hits from `hashes`. Returns the
-  // number of leading tokens whose KV was found in the cache (0 without hits). Must follow a
-  // successful can_allocate.
+  // Grows the table; for an empty table first takes the cached blocks named by `hashes` (all
+  // must be present: pass the span count_prefix_hits() measured). Returns the number of leading
+  // tokens whose KV came from the cache. Must follow a successful can_allocate.
   int32_t allocate(RequestId seq, int64_t total_tokens, std::span<const BlockHash> hashes = {});
-  // Registers the full blocks of `seq` covered by `hashes` (block i gets hashes[i]) in the
-  // prefix cache, so later sequences can share them. Idempotent.
-  void cache_blocks(RequestId seq, std::span<const BlockHash> hashes);
+  // Registers full blocks [first, first + hashes.size()) of seq's table in the prefix cache
+  // (block first+i gets hashes[i]) so later sequences can share them. Blocks already hashed, or
+  // whose content another block already caches, are left as they are.
+  void cache_blocks(RequestId seq, size_t first, std::span<const BlockHash> hashes);
   // Drops seq's references (tail first, so tail blocks are evicted before shared prefixes).
   void free(RequestId seq);
 
@@ -108,11 +111,13 @@ class BlockManager {
   std::unordered_map<RequestId, std::vector<BlockId>> swapped_;  // host block tables
   std::vector<BlockId> cpu_free_;
   uint64_t prefix_queries_ = 0, prefix_hits_ = 0;
+  double now_ = 0.0;
   mutable std::vector<BlockId> scratch_;
 
   BlockId take_block();  // from free list, else evicts a cached block; caller checked capacity
   void release_block(BlockId b);  // ref reached 0
   void uncache(BlockId b);
+  void debug_check() const;  // full invariant check in debug builds on small pools
 };
 
 // Chained hash of block i's content: mixes the previous block's hash with the block's tokens,

@@ -49,8 +49,9 @@ struct StepPlan {
 
 struct StepResult {
   double duration_s = 0.0;
-  // One token per ScheduledSeq with samples == true, in plan order. Empty when the backend
-  // does not produce tokens (simulation): the workload's output lengths decide.
+  // One token per ScheduledSeq with samples == true, in plan order (any value, e.g. -1, for a
+  // request listed in `failed`). Empty when the backend does not produce tokens (simulation):
+  // the workload's output lengths decide.
   std::vector<int32_t> sampled;
   // Requests that failed inside this step (bad sampling parameter, token out of range...):
   // they end alone with this message while the rest of the batch goes on.

@@ -1,0 +1,120 @@
+#include "app/run.h"
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <unistd.h>
+
+#include "core/driver.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/workload.h"
+#include "policies/registry.h"
+#include "sim/cost_model.h"
+#include "sim/hardware.h"
+
+namespace twinfer {
+
+namespace {
+
+std::map<std::string, ExecutorFactory>& backends() {
+  static std::map<std::string, ExecutorFactory> m;
+  return m;
+}
+
+void print_progress(size_t done, size_t total) {
+  const int width = 40;
+  const double frac = total ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
+  const int fill = static_cast<int>(frac * width);
+  std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu requests", fill,
+               "========================================", width - fill, "", done, total);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+void register_backend(const std::string& name, ExecutorFactory f) { backends()[name] = std::move(f); }
+
+RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
+  cfg.validate();
+  RunResult out;
+  ModelSpec model = resolve_model(cfg.model);
+  HardwareSpec hw = resolve_hardware(cfg.hardware);
+  out.memory = plan_memory(model, hw.memory_bytes, cfg);
+  const MemoryPlan& mp = out.memory;
+  if (!opt.quiet) std::fprintf(stderr, "%s\n", mp.describe().c_str());
+
+  std::vector<RequestSpec> requests = load_workload(cfg.workload, cfg.seed);
+
+  auto queue = make_queue_policy(cfg.engine.scheduling_policy);
+  auto victim = make_victim_policy(cfg.engine.preemption_victim);
+  auto eviction = make_eviction_policy(cfg.engine.eviction_policy);
+
+  std::unique_ptr<Executor> exec;
+  if (cfg.backend == "sim") {
+    CostParams params;
+    if (!cfg.hw_profile.empty()) {
+      Json prof = Json::parse_file(cfg.hw_profile);
+      params.apply_json(prof.get("params") ? *prof.get("params") : prof, cfg.hw_profile);
+    }
+    const DType wdt = parse_dtype(cfg.dtype).value_or(model.dtype);
+    exec = std::make_unique<SimExecutor>(CostModel(model, hw, params, wdt, mp.kv_dtype,
+                                                   cfg.engine.tensor_parallel_size,
+                                                   cfg.engine.enforce_eager));
+  } else {
+    auto it = backends().find(cfg.backend);
+    if (it == backends().end())
+      throw ConfigError("--backend " + cfg.backend + " is not available in this build", 2);
+    exec = it->second(cfg, model, mp);
+  }
+
+  EngineOptions eo;
+  eo.sched.max_num_seqs = cfg.engine.max_num_seqs;
+  eo.sched.max_num_batched_tokens = mp.max_num_batched_tokens;
+  eo.sched.max_model_len = mp.max_model_len;
+  eo.sched.chunked_prefill = cfg.engine.enable_chunked_prefill;
+  eo.sched.swap_preemption = cfg.engine.preemption_mode == "swap";
+  eo.sched.static_batching = cfg.engine.batching == "static";
+  eo.sched.prefix_caching = cfg.engine.enable_prefix_caching;
+  eo.sched.watermark_blocks = static_cast<int32_t>(0.01 * mp.num_gpu_blocks);
+  eo.blocks.num_gpu_blocks = mp.num_gpu_blocks;
+  eo.blocks.num_cpu_blocks = mp.num_cpu_blocks;
+  eo.blocks.block_size = cfg.engine.block_size;
+  eo.blocks.enable_prefix_caching = cfg.engine.enable_prefix_caching;
+  eo.seed = cfg.seed;
+  eo.record_kv_events = opt.kv_events;
+  eo.eos_ids = model.eos_token_ids;
+  eo.vocab_size = model.vocab_size;
+  Engine engine(eo, *exec, *queue, *victim, eviction.get());
+
+  // Hardware runs replay arrivals in real time and measure steps; the simulator jumps.
+  std::unique_ptr<Clock> clock;
+  if (cfg.backend == "sim") clock = std::make_unique<VirtualClock>();
+  else clock = std::make_unique<WallClock>();
+
+  DriverOptions dopt;
+  const bool tty = opt.progress && isatty(STDERR_FILENO);
+  if (tty) dopt.progress = print_progress;
+  const auto t0 = std::chrono::steady_clock::now();
+  run_engine(engine, requests, *clock, dopt);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (tty) {
+    print_progress(engine.num_done(), requests.size());
+    std::fputc('\n', stderr);
+  }
+  out.record = std::move(engine.finish(wall));
+  out.summary = summarize(out.record);
+
+  out.config = cfg.to_json();
+  out.config["twinfer_version"] = twinfer_version();
+  Json resolved = Json::object();
+  resolved["model"] = model.to_json();
+  resolved["hardware"] = hw.to_json();
+  resolved["memory"] = mp.to_json();
+  out.config["resolved"] = resolved;
+  if (opt.write_outputs && !cfg.out.empty())
+    write_run_outputs(cfg.out, out.config, out.record, out.summary);
+  return out;
+}
+
+}  // namespace twinfer

@@ -1,0 +1,39 @@
+// One run end to end: resolve presets, plan memory, load the workload, build the policies and
+// the executor for the backend, drive the engine, summarize and write the outputs.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/config.h"
+#include "core/executor.h"
+#include "core/memory_plan.h"
+#include "core/model_spec.h"
+#include "core/run_record.h"
+
+namespace twinfer {
+
+struct RunOptions {
+  bool progress = false;       // progress bar on stderr
+  bool quiet = false;          // no start-up lines
+  bool kv_events = true;       // record KV events (kv_events.csv)
+  bool write_outputs = true;   // when cfg.out is set
+};
+
+struct RunResult {
+  Json config;  // the resolved configuration written to config.json
+  MemoryPlan memory;
+  RunRecord record;
+  Summary summary;
+};
+
+// Builds the executor a backend needs. Backends other than "sim" register themselves here
+// (the CPU reference and CUDA engine live in their own libraries).
+using ExecutorFactory = std::function<std::unique_ptr<Executor>(
+    const RunConfig& cfg, const ModelSpec& model, const MemoryPlan& plan)>;
+void register_backend(const std::string& name, ExecutorFactory f);
+
+// Throws ConfigError for anything the user can fix.
+RunResult run_config(const RunConfig& cfg, const RunOptions& opt = {});
+
+}  // namespace twinfer

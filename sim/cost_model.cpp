@@ -1,0 +1,279 @@
+// Roofline cost model of one engine step; every formula is written out in docs/cost-model.md.
+// step_cost runs ~300k times per trace simulation: one pass over the scheduled sequences, then
+// a fixed number of arithmetic ops; it allocates only when a breakdown is asked for.
+#include "sim/cost_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace twinfer {
+
+// ---------------------------------------------------------------------------------------------
+// CostParams <-> JSON
+
+namespace {
+
+struct DoubleField {
+  const char* name;
+  double CostParams::*ptr;
+  bool is_efficiency;  // a fraction of a peak: (0, 1]; otherwise a time in seconds: >= 0
+};
+
+constexpr DoubleField kDoubleFields[] = {
+    {"gemm_flops_eff", &CostParams::gemm_flops_eff, true},
+    {"mem_bw_eff", &CostParams::mem_bw_eff, true},
+    {"attn_bw_eff", &CostParams::attn_bw_eff, true},
+    {"attn_flops_eff", &CostParams::attn_flops_eff, true},
+    {"kernel_launch_s", &CostParams::kernel_launch_s, false},
+    {"graph_launch_s", &CostParams::graph_launch_s, false},
+    {"step_cpu_s", &CostParams::step_cpu_s, false},
+    {"per_seq_cpu_s", &CostParams::per_seq_cpu_s, false},
+    {"allreduce_alpha_s", &CostParams::allreduce_alpha_s, false},
+    {"sampling_s_per_seq", &CostParams::sampling_s_per_seq, false},
+};
+
+}  // namespace
+
+Json CostParams::to_json() const {
+  Json j = Json::object();
+  for (const DoubleField& f : kDoubleFields) j[f.name] = this->*f.ptr;
+  j["kernels_per_layer"] = kernels_per_layer;
+  return j;
+}
+
+void CostParams::apply_json(const Json& j, const std::string& source) {
+  if (!j.is_object()) throw ConfigError(source + ": cost profile: expected a JSON object");
+  // Validate everything into a copy first so a bad profile leaves *this untouched.
+  CostParams next = *this;
+  for (const auto& [key, value] : j.as_object()) {
+    const std::string where = source + ": cost profile field '" + key + "'";
+    try {
+      if (key == "kernels_per_layer") {
+        int64_t k = value.as_int(key);
+        if (k < 0 || k > 1000) throw ConfigError(where + ": expected 0..1000, got " + value.dump());
+        next.kernels_per_layer = static_cast<int>(k);
+        continue;
+      }
+      auto it = std::find_if(std::begin(kDoubleFields), std::end(kDoubleFields),
+                             [&](const DoubleField& f) { return key == f.name; });
+      if (it == std::end(kDoubleFields)) {
+        std::string known;
+        for (const DoubleField& f : kDoubleFields) known += std::string(f.name) + ", ";
+        throw ConfigError(source + ": unknown cost profile field '" + key + "' (known: " + known +
+                          "kernels_per_layer)");
+      }
+      double v = value.as_number(key);
+      if (it->is_efficiency ? !(v > 0 && v <= 1) : !(v >= 0 && std::isfinite(v)))
+        throw ConfigError(where + ": expected " +
+                          (it->is_efficiency ? "a fraction in (0, 1]" : "seconds >= 0") +
+                          ", got " + value.dump());
+      next.*(it->ptr) = v;
+    } catch (const JsonError& e) {
+      throw ConfigError(source + ": cost profile: " + e.what());
+    }
+  }
+  *this = next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CostModel
+
+CostModel::CostModel(ModelSpec model, HardwareSpec hw, CostParams params, DType weight_dtype,
+                     DType kv_dtype, int tensor_parallel, bool enforce_eager)
+    : model_(std::move(model)),
+      hw_(std::move(hw)),
+      params_(params),
+      wdtype_(weight_dtype),
+      kvdtype_(kv_dtype),
+      tp_(tensor_parallel),
+      eager_(enforce_eager) {
+  const std::string who = "cost model (" + model_.name + " on " + hw_.name + ")";
+  if (tp_ < 1) throw ConfigError(who + ": tensor-parallel size must be >= 1");
+  if (model_.num_heads % tp_ != 0)
+    throw ConfigError(who + ": tensor-parallel size " + std::to_string(tp_) +
+                      " does not divide num_heads " + std::to_string(model_.num_heads));
+  if (model_.num_kv_heads % tp_ != 0 && tp_ % model_.num_kv_heads != 0)
+    throw ConfigError(who + ": tensor-parallel size " + std::to_string(tp_) +
+                      " and num_kv_heads " + std::to_string(model_.num_kv_heads) +
+                      " must divide one another");
+  if (tp_ > 1 && !(hw_.interconnect_bandwidth > 0))
+    throw ConfigError(who + ": tensor parallelism needs the hardware's interconnect_bandwidth");
+  if (!(hw_.bf16_flops > 0) || !(hw_.hbm_bandwidth > 0) || !(hw_.pcie_bandwidth > 0))
+    throw ConfigError(who + ": hardware needs bf16_flops, hbm_bandwidth and pcie_bandwidth > 0");
+  if (model_.num_layers <= 0 || model_.hidden_size <= 0 || model_.head_dim <= 0)
+    throw ConfigError(who + ": model shape is empty");
+}
+
+StepCost CostModel::step_cost(const StepPlan& plan, bool breakdown) const {
+  const ModelSpec& m = model_;
+  const CostParams& p = params_;
+  StepCost out;
+
+  // One pass over the batch. "pairs" counts (query, key) pairs of causal attention: a chunk of
+  // n new tokens after c cached ones has n*c + n(n+1)/2; a decode (n = 1) has context_after.
+  double tokens = 0, sample_rows = 0;
+  double pre_tokens = 0, pre_pairs = 0, pre_ctx = 0;
+  double dec_tokens = 0, dec_pairs = 0, dec_ctx = 0;
+  for (const ScheduledSeq& s : plan.seqs) {
+    const double n = s.num_new_tokens, c = s.context_before;
+    tokens += n;
+    sample_rows += s.samples ? 1 : 0;
+    const double pairs = n * c + n * (n + 1) / 2;
+    if (s.is_prefill) {
+      pre_tokens += n;
+      pre_pairs += pairs;
+      pre_ctx += c + n;
+    } else {
+      dec_tokens += n;
+      dec_pairs += pairs;
+      dec_ctx += c + n;
+    }
+  }
+  // Static-batching padding: finished members still run one decode row at padded_context.
+  const double pad = std::max(0, plan.num_padding_seqs);
+  const double pad_ctx = std::max(0, plan.padded_context);
+  tokens += pad;
+  sample_rows += pad;
+  dec_tokens += pad;
+  dec_pairs += pad * pad_ctx;
+  dec_ctx += pad * pad_ctx;
+
+  // Per-rank shapes under tensor parallelism: heads, MLP columns and vocab split by tp;
+  // KV heads split too, or replicated one per rank when there are fewer KV heads than ranks.
+  const double tp = tp_;
+  const double L = static_cast<double>(m.num_layers);
+  const double H = static_cast<double>(m.hidden_size);
+  const double hd = static_cast<double>(m.head_dim);
+  const double hq = static_cast<double>(m.num_heads) / tp;
+  const double hkv = m.num_kv_heads >= tp_ ? static_cast<double>(m.num_kv_heads) / tp : 1.0;
+  const double q_r = hq * hd, kv_r = hkv * hd;
+  const double I_r = static_cast<double>(m.intermediate_size) / tp;
+  const double V = static_cast<double>(m.vocab_size);
+  const double V_r = std::ceil(V / tp);
+
+  const double wb = dtype_bytes(wdtype_);
+  const double ab = wdtype_ == DType::f32 ? 4.0 : 2.0;  // activation bytes
+  const double kvb = dtype_bytes(kvdtype_);
+  const double kv_tok_layer = 2.0 * kv_r * kvb;  // K and V of one token in one layer, per rank
+
+  // fp8 weights run fp8 GEMMs where the GPU has them (else weight-only dequant at bf16 rate);
+  // fp32 runs on TF32 tensor cores at half the bf16 rate.
+  const double base_peak = wdtype_ == DType::f32 ? hw_.bf16_flops / 2 : hw_.bf16_flops;
+  const double gemm_peak = (wdtype_ == DType::fp8_e4m3 && hw_.fp8_flops > 0)
+                               ? hw_.fp8_flops * p.gemm_flops_eff
+                               : base_peak * p.gemm_flops_eff;
+  const double attn_peak = base_peak * p.attn_flops_eff;
+  const double mem_bw = hw_.hbm_bandwidth * p.mem_bw_eff;
+  const double attn_bw = hw_.hbm_bandwidth * p.attn_bw_eff;
+
+  if (breakdown) out.ops.reserve(18);
+  auto add = [&](const char* name, double flops, double bytes, double seconds) {
+    out.compute_s += seconds;
+    if (breakdown) out.ops.push_back(OpCost{name, flops, bytes, seconds});
+  };
+  auto roof = [](double flops, double peak, double bytes, double bw) {
+    return std::max(flops / peak, bytes / bw);
+  };
+  // A [T, K] x [K, N] GEMM: weights read once for the whole batch, activations in and out.
+  auto gemm = [&](const char* name, double rows, double K, double N, double extra_w,
+                  double out_bytes, double count) {
+    const double flops = 2 * rows * K * N;
+    const double bytes = (K * N + extra_w) * wb + rows * K * ab + rows * N * out_bytes;
+    add(name, flops * count, bytes * count, count * roof(flops, gemm_peak, bytes, mem_bw));
+  };
+
+  const double T = tokens;
+  if (T > 0) {
+    // Embedding gather (vocab-parallel: each rank reads the rows it owns), output [T, H].
+    const double emb_bytes = T * H * (wb / tp + ab);
+    add("embedding", 0, emb_bytes, emb_bytes / mem_bw);
+
+    gemm("qkv_proj", T, H, q_r + 2 * kv_r, m.qkv_bias ? q_r + 2 * kv_r : 0, ab, L);
+    if (pre_tokens > 0) {
+      // Causal attention over the new tokens against context_before + new keys. Reads K/V of
+      // the whole context, writes the new tokens' K/V into the cache, reads Q and writes O.
+      const double flops = 4 * pre_pairs * hq * hd;
+      const double bytes = (pre_ctx + pre_tokens) * kv_tok_layer + pre_tokens * 2 * q_r * ab;
+      add("attn_prefill", flops * L, bytes * L, L * roof(flops, attn_peak, bytes, attn_bw));
+    }
+    if (dec_tokens > 0) {
+      // Paged decode attention: each sequence streams its context_after tokens of K/V.
+      const double flops = 4 * dec_pairs * hq * hd;
+      const double bytes = (dec_ctx + dec_tokens) * kv_tok_layer + dec_tokens * 2 * q_r * ab;
+      add("attn_decode", flops * L, bytes * L, L * roof(flops, attn_peak, bytes, attn_bw));
+    }
+    gemm("o_proj", T, q_r, H, 0, ab, L);
+    gemm("gate_up_proj", T, H, 2 * I_r, 0, ab, L);
+    gemm("down_proj", T, I_r, H, 0, ab, L);
+
+    // Fused residual-add + RMSNorm reads x and the residual and writes both: 4 [T, H] passes.
+    // Two per layer plus the final norm.
+    const double norm_bytes = (2 * L + 1) * (4 * T * H * ab + H * wb);
+    add("norm", 0, norm_bytes, norm_bytes / mem_bw);
+    // SiLU(gate) * up: reads [T, 2 I_r], writes [T, I_r].
+    const double act_bytes = L * 3 * T * I_r * ab;
+    add("activation", 0, act_bytes, act_bytes / mem_bw);
+
+    if (tp_ > 1) {
+      // Ring all-reduce of [T, H] after o_proj and down_proj in every layer, plus the one
+      // after the vocab-parallel embedding.
+      const double count = 2 * L + 1;
+      const double bytes = T * H * ab;
+      const double one = p.allreduce_alpha_s + 2 * (tp - 1) / tp * bytes / hw_.interconnect_bandwidth;
+      add("allreduce", 0, count * bytes, count * one);
+    }
+  }
+
+  const double R = sample_rows;
+  if (R > 0) {
+    // lm_head only for the rows that sample; fp32 logits [R, V_r].
+    gemm("lm_head", R, H, V_r, 0, 4.0, 1);
+    if (tp_ > 1) {
+      const double bytes = R * V * 4;
+      add("logits_gather", 0, bytes,
+          p.allreduce_alpha_s + (tp - 1) / tp * bytes / hw_.interconnect_bandwidth);
+    }
+    // Softmax / top-k / top-p read the logits; the per-row part (penalties, sorting, CPU
+    // bookkeeping) is sampling_s_per_seq.
+    const double bytes = R * V * 4;
+    add("sampling", 0, bytes, bytes / mem_bw + R * p.sampling_s_per_seq);
+  }
+
+  // KV block traffic. Each rank moves its own shard of a block, all ranks in parallel.
+  const double block_bytes = plan.block_size * L * kv_tok_layer;
+  const double swaps = static_cast<double>(plan.swap_in.size() + plan.swap_out.size());
+  if (swaps > 0) {
+    const double bytes = swaps * block_bytes;
+    add("swap", 0, bytes, bytes / hw_.pcie_bandwidth);
+  }
+  if (!plan.copies.empty()) {
+    const double bytes = static_cast<double>(plan.copies.size()) * 2 * block_bytes;
+    add("copy_blocks", 0, bytes, bytes / mem_bw);
+  }
+
+  // Launch overhead: a decode-only step replays one captured graph; any step with prefill runs
+  // eagerly, as vLLM's full-graph decode capture does.
+  double launch = 0;
+  if (T > 0) {
+    if (!eager_ && pre_tokens == 0) {
+      launch = p.graph_launch_s;
+    } else {
+      double kernels = p.kernels_per_layer * L + 2;   // + embedding, final norm
+      if (R > 0) kernels += 2;                        // lm_head, sampler
+      if (tp_ > 1) kernels += 2 * L + 1;              // all-reduces
+      launch = kernels * p.kernel_launch_s;
+    }
+  }
+  const double cpu = p.step_cpu_s + p.per_seq_cpu_s * static_cast<double>(plan.seqs.size());
+  out.overhead_s = launch + cpu;
+  if (breakdown) {
+    out.ops.push_back(OpCost{"launch", 0, 0, launch});
+    out.ops.push_back(OpCost{"cpu", 0, 0, cpu});
+  }
+  out.total_s = out.compute_s + out.overhead_s;
+  return out;
+}
+
+}  // namespace twinfer

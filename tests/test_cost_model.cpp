@@ -1,0 +1,283 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "sim/cost_model.h"
+
+using namespace twinfer;
+
+namespace {
+
+ScheduledSeq decode(RequestId id, int32_t context_before) {
+  ScheduledSeq s;
+  s.id = id;
+  s.num_new_tokens = 1;
+  s.context_before = context_before;
+  s.samples = true;
+  return s;
+}
+
+ScheduledSeq prefill(RequestId id, int32_t n, int32_t context_before, bool samples) {
+  ScheduledSeq s;
+  s.id = id;
+  s.num_new_tokens = n;
+  s.context_before = context_before;
+  s.is_prefill = true;
+  s.samples = samples;
+  return s;
+}
+
+StepPlan plan_of(std::vector<ScheduledSeq> seqs) {
+  StepPlan p;
+  p.seqs = std::move(seqs);
+  for (const auto& s : p.seqs) (s.is_prefill ? p.num_prefill_tokens : p.num_decode_tokens) += s.num_new_tokens;
+  return p;
+}
+
+CostModel make(const char* model = "llama-3-8b", const char* gpu = "h100-sxm", int tp = 1,
+               bool eager = false, DType kv = DType::bf16, CostParams params = {}) {
+  return CostModel(*model_preset(model), *hardware_preset(gpu), params, DType::bf16, kv, tp,
+                   eager);
+}
+
+const OpCost& op(const StepCost& c, const std::string& name) {
+  auto it = std::find_if(c.ops.begin(), c.ops.end(), [&](const OpCost& o) { return o.op == name; });
+  if (it == c.ops.end()) FAIL("no op " << name);
+  return *it;
+}
+bool has_op(const StepCost& c, const std::string& name) {
+  return std::any_of(c.ops.begin(), c.ops.end(), [&](const OpCost& o) { return o.op == name; });
+}
+
+double roof(double flops, double peak, double bytes, double bw) {
+  return std::max(flops / peak, bytes / bw);
+}
+
+// llama-3-8b on h100-sxm, bf16, default CostParams.
+constexpr double H = 4096, L = 32, Q = 4096, KV = 1024, I = 14336, V = 128256, HD = 128;
+const double kPeak = 989.5e12 * 0.70, kAttnPeak = 989.5e12 * 0.45;
+const double kBw = 3.35e12 * 0.85, kAttnBw = 3.35e12 * 0.75;
+
+}  // namespace
+
+TEST_CASE("batch-1 decode on h100-sxm matches the hand formula", "[cost]") {
+  CostModel cm = make();
+  StepPlan p = plan_of({decode(1, 1000)});
+  const double T = 1, ctx = 1001;
+  // GEMM: weights [K, N] bf16 read once, activations in [T, K] and out [T, N].
+  auto g = [&](double K, double N) {
+    return roof(2 * T * K * N, kPeak, (K * N + T * K + T * N) * 2, kBw);
+  };
+  double expect = 0;
+  expect += T * H * (2 + 2) / kBw;                                           // embedding
+  expect += L * (g(H, Q + 2 * KV) + g(Q, H) + g(H, 2 * I) + g(I, H));        // GEMMs
+  expect += L * roof(4 * ctx * 32 * HD, kAttnPeak,                          // decode attention
+                     (ctx + 1) * 2 * KV * 2 + 2 * Q * 2, kAttnBw);
+  expect += (2 * L + 1) * (4 * T * H * 2 + H * 2) / kBw;                     // norms
+  expect += L * 3 * T * I * 2 / kBw;                                         // SiLU * up
+  expect += roof(2 * H * V, kPeak, (H * V + H) * 2 + V * 4, kBw);            // lm_head
+  expect += V * 4 / kBw + 2e-6;                                              // sampling
+  expect += 2e-5 + 3e-5 + 1e-6;  // one graph replay, step and per-seq CPU
+
+  StepCost c = cm.step_cost(p);
+  CHECK(c.total_s == Approx(expect).epsilon(1e-9));
+  CHECK(c.ops.empty());
+
+  // Dominated by streaming the weights (everything but the embedding table) once.
+  const double weights_s = (8'030'261'248.0 - V * H) * 2 / kBw;
+  CHECK(c.total_s / weights_s > 1.0);
+  CHECK(c.total_s / weights_s < 1.05);
+  StepCost b = cm.step_cost(p, true);
+  double gemm_s = op(b, "qkv_proj").seconds + op(b, "o_proj").seconds +
+                  op(b, "gate_up_proj").seconds + op(b, "down_proj").seconds +
+                  op(b, "lm_head").seconds;
+  CHECK(gemm_s / b.total_s > 0.95);
+}
+
+TEST_CASE("breakdown sums to the total and matches the fast path", "[cost]") {
+  CostModel cm = make("qwen2.5-7b", "a100-80g", 2, false);
+  StepPlan p = plan_of({decode(1, 50), decode(2, 4000), prefill(3, 300, 100, true),
+                        prefill(4, 512, 0, false)});
+  p.copies = {{1, 2}};
+  p.swap_out = {{3, 4}};
+  StepCost fast = cm.step_cost(p);
+  StepCost full = cm.step_cost(p, true);
+  CHECK(fast.total_s == full.total_s);
+  double sum = 0;
+  for (const OpCost& o : full.ops) sum += o.seconds;
+  CHECK(sum == Approx(full.total_s).epsilon(1e-12));
+  CHECK(full.total_s == Approx(full.compute_s + full.overhead_s).epsilon(1e-15));
+  for (const char* name : {"embedding", "qkv_proj", "attn_prefill", "attn_decode", "o_proj",
+                           "gate_up_proj", "down_proj", "norm", "activation", "allreduce",
+                           "lm_head", "logits_gather", "sampling", "swap", "copy_blocks",
+                           "launch", "cpu"})
+    CHECK(has_op(full, name));
+}
+
+TEST_CASE("fp8 KV halves decode attention KV bytes", "[cost]") {
+  StepPlan p = plan_of({decode(1, 8000), decode(2, 3000)});
+  StepCost bf = make("llama-3-8b", "h100-sxm", 1, false, DType::bf16).step_cost(p, true);
+  StepCost f8 = make("llama-3-8b", "h100-sxm", 1, false, DType::fp8_e4m3).step_cost(p, true);
+  const double qo = L * 2 * (2 * Q * 2);  // Q read, O written per decode row, bf16
+  const double kv_bf = op(bf, "attn_decode").bytes - qo;
+  const double kv_f8 = op(f8, "attn_decode").bytes - qo;
+  CHECK(kv_bf == Approx(L * (8001 + 3001 + 2) * 2 * KV * 2).epsilon(1e-12));
+  CHECK(kv_f8 == Approx(kv_bf / 2).epsilon(1e-12));
+  CHECK(op(f8, "attn_decode").seconds < op(bf, "attn_decode").seconds);
+  CHECK(op(f8, "qkv_proj").seconds == op(bf, "qkv_proj").seconds);
+  CHECK(f8.total_s < bf.total_s);
+}
+
+TEST_CASE("decode attention follows the actual KV lengths", "[cost]") {
+  CostModel cm = make();
+  double short_s = op(cm.step_cost(plan_of({decode(1, 100)}), true), "attn_decode").seconds;
+  double long_s = op(cm.step_cost(plan_of({decode(1, 10000)}), true), "attn_decode").seconds;
+  // Bandwidth bound: K/V of context_after tokens read + 1 written, plus Q in and O out.
+  const double kv_tok = 2 * KV * 2, qo = 2 * Q * 2;
+  CHECK(long_s / short_s == Approx((10002 * kv_tok + qo) / (102 * kv_tok + qo)).epsilon(1e-12));
+}
+
+TEST_CASE("enforce_eager adds exactly kernels * launch", "[cost]") {
+  StepPlan p = plan_of({decode(1, 700), decode(2, 20)});
+  CostParams no_launch;
+  no_launch.kernel_launch_s = 0;
+  no_launch.graph_launch_s = 0;
+  StepCost eager = make("llama-3-8b", "h100-sxm", 1, true).step_cost(p);
+  StepCost eager0 = make("llama-3-8b", "h100-sxm", 1, true, DType::bf16, no_launch).step_cost(p);
+  StepCost graph = make("llama-3-8b", "h100-sxm", 1, false).step_cost(p);
+  const double kernels = 9 * L + 2 + 2;  // per layer, embedding + final norm, lm_head + sampler
+  CHECK(eager.total_s - eager0.total_s == Approx(kernels * 4e-6).epsilon(1e-9));
+  CHECK(eager.compute_s == graph.compute_s);
+  CHECK(graph.overhead_s == Approx(2e-5 + 3e-5 + 2e-6).epsilon(1e-12));
+  CHECK(eager.overhead_s - graph.overhead_s == Approx(kernels * 4e-6 - 2e-5).epsilon(1e-9));
+
+  // A step with any prefill runs eagerly even with CUDA graphs enabled.
+  StepPlan mixed = plan_of({decode(1, 700), prefill(2, 64, 0, true)});
+  CHECK(make("llama-3-8b", "h100-sxm", 1, false).step_cost(mixed).total_s ==
+        make("llama-3-8b", "h100-sxm", 1, true).step_cost(mixed).total_s);
+}
+
+TEST_CASE("a 4096-token prefill is compute bound", "[cost]") {
+  StepCost c = make().step_cost(plan_of({prefill(1, 4096, 0, true)}), true);
+  const double T = 4096;
+  for (const char* name : {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}) {
+    INFO(name);
+    const OpCost& o = op(c, name);
+    CHECK(o.flops / kPeak > 2 * o.bytes / kBw);
+    CHECK(o.seconds == Approx(o.flops / kPeak).epsilon(1e-12));
+  }
+  CHECK(op(c, "gate_up_proj").flops == L * 2 * T * H * 2 * I);
+  const OpCost& a = op(c, "attn_prefill");
+  CHECK(a.flops == L * 4 * (T * (T + 1) / 2) * 32 * HD);
+  CHECK(a.seconds == Approx(a.flops / kAttnPeak).epsilon(1e-12));
+  CHECK_FALSE(has_op(c, "attn_decode"));
+  // lm_head runs for the one sampling row only.
+  CHECK(op(c, "lm_head").flops == 2 * H * V);
+}
+
+TEST_CASE("tensor parallel halves GEMM time and adds all-reduces", "[cost]") {
+  StepPlan p = plan_of({prefill(1, 4096, 0, true)});
+  StepCost one = make("llama-3-8b", "h100-sxm", 1).step_cost(p, true);
+  StepCost two = make("llama-3-8b", "h100-sxm", 2).step_cost(p, true);
+  for (const char* name : {"qkv_proj", "o_proj", "gate_up_proj", "down_proj", "attn_prefill"}) {
+    INFO(name);
+    CHECK(op(two, name).seconds == Approx(op(one, name).seconds / 2).epsilon(1e-12));
+  }
+  CHECK_FALSE(has_op(one, "allreduce"));
+  const double per = 8e-6 + 2 * (2 - 1) / 2.0 * (4096 * H * 2) / 450e9;
+  CHECK(op(two, "allreduce").seconds == Approx((2 * L + 1) * per).epsilon(1e-12));
+  CHECK(two.total_s < one.total_s);
+  // Eager steps also launch the all-reduce kernels.
+  CHECK(op(two, "launch").seconds - op(one, "launch").seconds ==
+        Approx((2 * L + 1) * 4e-6).epsilon(1e-9));
+}
+
+TEST_CASE("tensor parallel shapes are validated", "[cost]") {
+  CHECK_THROWS_AS(make("llama-3-8b", "h100-sxm", 3), ConfigError);
+  CHECK_THROWS_WITH(make("llama-3-8b", "h100-sxm", 0), Catch::Contains("tensor-parallel"));
+  CHECK_NOTHROW(make("llama-2-70b", "h100-sxm", 8));
+  CHECK_NOTHROW(make("llama-3-8b", "h100-sxm", 16));  // 8 KV heads replicated over 16 ranks
+  HardwareSpec lonely = *hardware_preset("h100-sxm");
+  lonely.interconnect_bandwidth = 0;
+  CHECK_THROWS_WITH(CostModel(*model_preset("llama-3-8b"), lonely, {}, DType::bf16, DType::bf16,
+                              2, false),
+                    Catch::Contains("interconnect"));
+}
+
+TEST_CASE("lm_head and sampling run only for sampling sequences", "[cost]") {
+  CostModel cm = make();
+  StepCost chunk = cm.step_cost(plan_of({prefill(1, 512, 1024, false)}), true);
+  StepCost last = cm.step_cost(plan_of({prefill(1, 512, 1024, true)}), true);
+  CHECK_FALSE(has_op(chunk, "lm_head"));
+  CHECK_FALSE(has_op(chunk, "sampling"));
+  CHECK(last.total_s - chunk.total_s ==
+        Approx(op(last, "lm_head").seconds + op(last, "sampling").seconds + 2 * 4e-6)
+            .epsilon(1e-9));
+}
+
+TEST_CASE("static-batching padding counts as decode rows", "[cost]") {
+  CostModel cm = make("mistral-7b", "l40s");
+  StepPlan padded = plan_of({decode(1, 300), decode(2, 20)});
+  padded.num_padding_seqs = 3;
+  padded.padded_context = 500;
+  StepPlan explicit_rows = plan_of({decode(1, 300), decode(2, 20), decode(3, 499),
+                                    decode(4, 499), decode(5, 499)});
+  // Same work; padding rows are not scheduled, so they cost no per-sequence CPU.
+  CHECK(cm.step_cost(padded).total_s ==
+        Approx(cm.step_cost(explicit_rows).total_s - 3 * 1e-6).epsilon(1e-12));
+}
+
+TEST_CASE("swap and copy-on-write traffic", "[cost]") {
+  CostModel cm = make();
+  StepPlan base = plan_of({decode(1, 64)});
+  StepPlan moved = base;
+  moved.swap_out = {{1, 100}, {2, 101}};
+  moved.swap_in = {{102, 3}, {103, 4}, {104, 5}};
+  moved.copies = {{6, 7}};
+  const double block = 16 * L * 2 * KV * 2;  // 2 MiB per 16-token block of llama-3-8b, bf16
+  CHECK(block == 2097152.0);
+  CHECK(cm.step_cost(moved).total_s - cm.step_cost(base).total_s ==
+        Approx(5 * block / 64e9 + 2 * block / kBw).epsilon(1e-9));
+  // Swap-only step: no forward pass, just the transfers and the scheduler.
+  StepPlan swap_only;
+  swap_only.swap_in = {{1, 2}};
+  CHECK(cm.step_cost(swap_only).total_s == Approx(block / 64e9 + 3e-5).epsilon(1e-12));
+}
+
+TEST_CASE("CostParams JSON round trip and errors", "[cost]") {
+  CostParams a;
+  a.gemm_flops_eff = 0.61;
+  a.kernels_per_layer = 11;
+  CostParams b;
+  b.apply_json(Json::parse(a.to_json().dump()), "profile.json");
+  CHECK(b.to_json().dump() == a.to_json().dump());
+
+  CostParams c;
+  c.apply_json(Json::parse(R"({"graph_launch_s": 1.5e-5})"), "p.json");
+  CHECK(c.graph_launch_s == 1.5e-5);
+  CHECK(c.mem_bw_eff == CostParams{}.mem_bw_eff);
+
+  CHECK_THROWS_WITH(c.apply_json(Json::parse(R"({"mem_bw_eff": 0.9, "gemm_eff": 0.5})"),
+                                 "calib/h100.json"),
+                    Catch::Contains("calib/h100.json") && Catch::Contains("gemm_eff"));
+  CHECK(c.mem_bw_eff == CostParams{}.mem_bw_eff);  // a rejected profile changes nothing
+  CHECK_THROWS_WITH(c.apply_json(Json::parse(R"({"attn_bw_eff": 1.5})"), "p.json"),
+                    Catch::Contains("attn_bw_eff"));
+  CHECK_THROWS_WITH(c.apply_json(Json::parse(R"({"step_cpu_s": "fast"})"), "p.json"),
+                    Catch::Contains("p.json") && Catch::Contains("step_cpu_s"));
+  CHECK_THROWS_AS(c.apply_json(Json::parse(R"({"kernels_per_layer": 2.5})"), "p.json"),
+                  ConfigError);
+  CHECK_THROWS_AS(c.apply_json(Json::parse("[]"), "p.json"), ConfigError);
+}
+
+TEST_CASE("SimExecutor returns the cost model's step time", "[cost]") {
+  SimExecutor ex(make("smollm2-135m", "rtx4090"));
+  CHECK(ex.backend() == "sim");
+  CHECK_FALSE(ex.real_tokens());
+  StepPlan p = plan_of({decode(1, 10), prefill(2, 100, 0, true)});
+  StepResult r = ex.execute(p);
+  CHECK(r.duration_s == ex.cost_model().step_cost(p).total_s);
+  CHECK(r.duration_s > 0);
+  CHECK(r.sampled.empty());
+}

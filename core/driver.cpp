@@ -46,19 +46,24 @@ int64_t run_engine(Engine& engine, const std::vector<RequestSpec>& requests, Clo
       busy = true;
     }
     if (q.empty()) break;
-    const Event ev = q.pop();
-    clock.wait_until(ev.time);
-    if (opt.event_log) opt.event_log->push_back(ev);
-    if (ev.type == EventType::arrival) {
-      engine.add_request(requests[static_cast<size_t>(ev.id)], ev.time);
-      ++next;
-      push_next();
-    } else {
-      engine.commit(inflight, result, ev.time);
-      busy = false;
-      ++steps;
-      if (opt.progress && steps % opt.progress_every == 0) opt.progress(engine.num_done(), requests.size());
-    }
+    // Handle the next event and every other event due by then, so requests that arrive at the
+    // same instant (or, on a wall clock, while a step ran) are all seen by the next schedule.
+    clock.wait_until(q.top().time);
+    do {
+      const Event ev = q.pop();
+      if (opt.event_log) opt.event_log->push_back(ev);
+      if (ev.type == EventType::arrival) {
+        engine.add_request(requests[static_cast<size_t>(ev.id)], ev.time);
+        ++next;
+        push_next();
+      } else {
+        engine.commit(inflight, result, ev.time);
+        busy = false;
+        ++steps;
+        if (opt.progress && steps % opt.progress_every == 0)
+          opt.progress(engine.num_done(), requests.size());
+      }
+    } while (!q.empty() && q.top().time <= clock.now());
   }
   return steps;
 }

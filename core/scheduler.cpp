@@ -103,14 +103,26 @@ void Scheduler::preempt(ScheduleOutcome& out, int32_t idx) {
   add(idx);
 }
 
+void Scheduler::unschedule(ScheduleOutcome& out, int32_t idx) {
+  const RequestId id = seqs_[static_cast<size_t>(idx)].spec.id;
+  auto& seqs = out.plan.seqs;
+  auto it = std::find_if(seqs.begin(), seqs.end(), [&](const ScheduledSeq& q) { return q.id == id; });
+  if (it == seqs.end()) return;
+  (it->is_prefill ? out.plan.num_prefill_tokens : out.plan.num_decode_tokens) -= it->num_new_tokens;
+  budget_ += it->num_new_tokens;
+  seqs.erase(it);
+  scheduled_[static_cast<size_t>(idx)] = 0;
+}
+
 bool Scheduler::reserve_or_preempt(ScheduleOutcome& out, int32_t idx, int64_t need_tokens,
                                    double now) {
   const RequestId id = seqs_[static_cast<size_t>(idx)].spec.id;
   while (!blocks_.can_allocate(id, need_tokens)) {
+    // Every running request is a candidate, including ones already placed in this step (they
+    // are taken back out of the plan), so the victim policy alone decides, as in vLLM v1.
     cand_.clear();
     views_.clear();
     for (int32_t r : running_) {
-      if (scheduled_[static_cast<size_t>(r)]) continue;
       const Sequence& s = seqs_[static_cast<size_t>(r)];
       if (s.done()) continue;  // static-batch padding holds no claim worth preempting for
       cand_.push_back(r);
@@ -120,6 +132,7 @@ bool Scheduler::reserve_or_preempt(ScheduleOutcome& out, int32_t idx, int64_t ne
     size_t k = victim_.choose(views_, now);
     if (k >= cand_.size()) k = cand_.size() - 1;  // a policy out of range picks the last
     const int32_t v = cand_[k];
+    if (scheduled_[static_cast<size_t>(v)]) unschedule(out, v);
     preempt(out, v);
     if (v == idx) return false;
   }
@@ -127,34 +140,34 @@ bool Scheduler::reserve_or_preempt(ScheduleOutcome& out, int32_t idx, int64_t ne
   return true;
 }
 
-void Scheduler::schedule_running(ScheduleOutcome& out, int32_t& budget, bool decodes,
+void Scheduler::schedule_running(ScheduleOutcome& out, bool decodes,
                                  double now) {
   // Iterate a snapshot: preemption removes entries from running_.
   order_.assign(running_.begin(), running_.end());
   for (int32_t idx : order_) {
-    if (budget <= 0) break;
+    if (budget_ <= 0) break;
     Sequence& s = seqs_[static_cast<size_t>(idx)];
     if (s.status != SeqStatus::running || s.done() || scheduled_[static_cast<size_t>(idx)]) continue;
     if (s.is_decode() != decodes) continue;
     int32_t n = s.num_tokens - s.num_computed;
     if (n <= 0) continue;
-    if (n > budget) {
+    if (n > budget_) {
       if (!cfg_.chunked_prefill && !cfg_.static_batching) continue;
-      n = budget;
+      n = budget_;
     }
     if (!reserve_or_preempt(out, idx, static_cast<int64_t>(s.num_computed) + n, now)) continue;
     push_seq(out, idx, n);
-    budget -= n;
+    budget_ -= n;
   }
 }
 
-void Scheduler::schedule_swapped(ScheduleOutcome& out, int32_t& budget) {
+void Scheduler::schedule_swapped(ScheduleOutcome& out) {
   while (!swapped_.empty()) {
     const int32_t idx = swapped_.front();
     Sequence& s = seqs_[static_cast<size_t>(idx)];
     if (static_cast<int32_t>(running_.size()) >= cfg_.max_num_seqs) break;
     const int32_t n = s.num_tokens - s.num_computed;
-    if (n > budget) break;
+    if (n > budget_) break;
     const int32_t held = blocks_.blocks_for_tokens(s.num_computed);
     const int32_t extra = std::max(0, blocks_.blocks_for_tokens(s.num_computed + n) - held);
     if (!blocks_.can_swap_in(s.spec.id, extra + cfg_.watermark_blocks)) break;
@@ -165,11 +178,11 @@ void Scheduler::schedule_swapped(ScheduleOutcome& out, int32_t& budget) {
     running_.push_back(idx);
     blocks_.allocate(s.spec.id, static_cast<int64_t>(s.num_computed) + n);
     push_seq(out, idx, n);
-    budget -= n;
+    budget_ -= n;
   }
 }
 
-void Scheduler::schedule_waiting(ScheduleOutcome& out, int32_t& budget, double now) {
+void Scheduler::schedule_waiting(ScheduleOutcome& out, double now) {
   if (waiting_.empty()) return;
   sort_waiting(now);
   const int32_t bs = blocks_.block_size();
@@ -177,7 +190,7 @@ void Scheduler::schedule_waiting(ScheduleOutcome& out, int32_t& budget, double n
   for (; admitted < waiting_.size(); ++admitted) {
     const int32_t idx = waiting_[admitted];
     Sequence& s = seqs_[static_cast<size_t>(idx)];
-    if (static_cast<int32_t>(running_.size()) >= cfg_.max_num_seqs || budget <= 0) break;
+    if (static_cast<int32_t>(running_.size()) >= cfg_.max_num_seqs || budget_ <= 0) break;
     int32_t hits = 0;
     if (cfg_.prefix_caching && !s.block_hashes.empty()) {
       hits = blocks_.count_prefix_hits(s.block_hashes);
@@ -186,10 +199,10 @@ void Scheduler::schedule_waiting(ScheduleOutcome& out, int32_t& budget, double n
     }
     const int32_t computed = hits * bs;
     int32_t n = s.num_tokens - computed;
-    if (n > budget) {
+    if (n > budget_) {
       // Without chunking a prompt runs whole or waits (head-of-line, as vLLM's FCFS).
       if (!cfg_.chunked_prefill && !cfg_.static_batching) break;
-      n = budget;
+      n = budget_;
     }
     const int32_t reserve = running_.empty() ? 0 : cfg_.watermark_blocks;
     std::span<const BlockHash> hit_hashes(s.block_hashes.data(), static_cast<size_t>(hits));
@@ -198,13 +211,13 @@ void Scheduler::schedule_waiting(ScheduleOutcome& out, int32_t& budget, double n
     s.num_computed = got;
     if (s.prefix_hit_tokens < 0) s.prefix_hit_tokens = got;
     n = s.num_tokens - got;
-    if (n > budget) n = budget;
+    if (n > budget_) n = budget_;
     s.status = SeqStatus::running;
     s.in_static_batch = cfg_.static_batching;
     if (std::isnan(s.times.first_scheduled)) s.times.first_scheduled = now;
     running_.push_back(idx);
     push_seq(out, idx, n);
-    budget -= n;
+    budget_ -= n;
   }
   waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(admitted));
 }
@@ -230,18 +243,18 @@ ScheduleOutcome Scheduler::schedule(int64_t step, double now) {
   out.plan.block_size = blocks_.block_size();
   if (scheduled_.size() < seqs_.size()) scheduled_.resize(seqs_.size(), 0);
   blocks_.set_time(now);
-  int32_t budget = cfg_.max_num_batched_tokens;
+  budget_ = cfg_.max_num_batched_tokens;
 
   if (cfg_.static_batching) {
     if (running_.empty()) {
-      schedule_waiting(out, budget, now);
+      schedule_waiting(out, now);
     } else {
       bool any_prefill = false;
       for (int32_t idx : running_) {
         const Sequence& s = seqs_[static_cast<size_t>(idx)];
         any_prefill |= !s.done() && !s.is_decode();
       }
-      schedule_running(out, budget, /*decodes=*/!any_prefill, now);
+      schedule_running(out, /*decodes=*/!any_prefill, now);
       if (!out.plan.seqs.empty() && !any_prefill) {
         // Padding: finished members still occupy their batch row at the padded length.
         for (int32_t idx : running_) {
@@ -252,15 +265,15 @@ ScheduleOutcome Scheduler::schedule(int64_t step, double now) {
       }
     }
   } else if (cfg_.chunked_prefill) {
-    schedule_running(out, budget, /*decodes=*/true, now);
-    schedule_running(out, budget, /*decodes=*/false, now);
-    if (out.preempted.empty()) schedule_swapped(out, budget);
-    if (out.preempted.empty() && swapped_.empty()) schedule_waiting(out, budget, now);
+    schedule_running(out, /*decodes=*/true, now);
+    schedule_running(out, /*decodes=*/false, now);
+    if (out.preempted.empty()) schedule_swapped(out);
+    if (out.preempted.empty() && swapped_.empty()) schedule_waiting(out, now);
   } else {
-    if (swapped_.empty()) schedule_waiting(out, budget, now);
+    if (swapped_.empty()) schedule_waiting(out, now);
     if (out.plan.seqs.empty()) {
-      schedule_running(out, budget, /*decodes=*/true, now);
-      if (out.preempted.empty()) schedule_swapped(out, budget);
+      schedule_running(out, /*decodes=*/true, now);
+      if (out.preempted.empty()) schedule_swapped(out);
     }
   }
   fail_unservable(out);

@@ -62,6 +62,7 @@ class Scheduler {
   std::vector<int32_t> running_;  // admission order
   std::vector<int32_t> swapped_;  // swap-out order (FIFO)
   bool waiting_sorted_ = true;
+  int32_t budget_ = 0;              // tokens left in the step being scheduled
   std::vector<uint8_t> scheduled_;  // [seqs]: scheduled in the current step
   std::vector<RequestView> views_;  // scratch for the victim policy
   std::vector<int32_t> cand_;       // scratch: victim candidates
@@ -70,13 +71,14 @@ class Scheduler {
   RequestView view(const Sequence& s, double now) const;
   void sort_waiting(double now);
   void push_seq(ScheduleOutcome& out, int32_t idx, int32_t n);
-  // Makes room for `need_tokens` total tokens of seq idx, preempting running sequences not yet
-  // scheduled this step. Returns false if idx itself had to be preempted.
+  // Makes room for `need_tokens` total tokens of seq idx, preempting running sequences chosen
+  // by the victim policy. Returns false if idx itself had to be preempted.
   bool reserve_or_preempt(ScheduleOutcome& out, int32_t idx, int64_t need_tokens, double now);
   void preempt(ScheduleOutcome& out, int32_t idx);
-  void schedule_running(ScheduleOutcome& out, int32_t& budget, bool decodes, double now);
-  void schedule_swapped(ScheduleOutcome& out, int32_t& budget);
-  void schedule_waiting(ScheduleOutcome& out, int32_t& budget, double now);
+  void unschedule(ScheduleOutcome& out, int32_t idx);  // take a placed sequence back out
+  void schedule_running(ScheduleOutcome& out, bool decodes, double now);
+  void schedule_swapped(ScheduleOutcome& out);
+  void schedule_waiting(ScheduleOutcome& out, double now);
   void fail_unservable(ScheduleOutcome& out);
 };
 

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <random>
 #include <set>
 
@@ -122,8 +123,8 @@ TEST_CASE("swap out and back in restores the table size and frees host blocks", 
   CHECK(bm.num_free_cpu_blocks() == 0);
   CHECK_FALSE(bm.can_swap_out(2));  // host pool full
   CHECK(bm.num_free_blocks() == 3);
-  bm.allocate(3, 4);  // takes block 3
   REQUIRE(bm.can_swap_in(1));
+  CHECK_FALSE(bm.can_swap_in(1, 1));  // a reserve of one more block does not fit
   auto in = bm.swap_in(1);
   REQUIRE(in.size() == 3);
   CHECK(table(bm, 1).size() == 3);

@@ -31,7 +31,7 @@ int64_t run_engine(Engine& engine, const std::vector<RequestSpec>& requests, Clo
   while (true) {
     if (!busy && engine.has_work()) {
       const double now = clock.now();
-      inflight = engine.schedule(now);
+      engine.schedule(now, inflight);
       if (inflight.plan.empty()) {
         engine.commit(inflight, StepResult{}, now);
         // A plan can be empty only while requests are being failed; anything else is a

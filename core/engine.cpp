@@ -77,10 +77,10 @@ void Engine::add_request(const RequestSpec& r, double now) {
   sched_.add(idx);
 }
 
-ScheduleOutcome Engine::schedule(double now) {
+void Engine::schedule(double now, ScheduleOutcome& out) {
   rec_.kv.time = now;
   rec_.kv.step = step_;
-  return sched_.schedule(step_, now);
+  sched_.schedule(step_, now, out);
 }
 
 void Engine::on_token(Sequence& s, int32_t token, double t) {

@@ -35,7 +35,7 @@ class Engine {
   void add_request(const RequestSpec& r, double now);
   bool has_work() const { return sched_.has_work(); }
 
-  ScheduleOutcome schedule(double now);
+  void schedule(double now, ScheduleOutcome& out);
   StepResult execute(const StepPlan& plan) { return exec_.execute(plan); }
   void commit(const ScheduleOutcome& o, const StepResult& res, double t_end);
 

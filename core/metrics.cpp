@@ -40,12 +40,6 @@ namespace {
 
 // NaN sorts last so std::sort sees a strict weak order; callers interpolate over the NaN-free
 // prefix only.
-bool less_nan_last(double a, double b) {
-  if (std::isnan(a)) return false;
-  if (std::isnan(b)) return true;
-  return a < b;
-}
-
 // numpy's default ("linear"): position q/100*(n-1) between the two closest ranks.
 double interpolate_sorted(const double* v, size_t n, double q) {
   if (n == 0) return 0.0;
@@ -58,9 +52,11 @@ double interpolate_sorted(const double* v, size_t n, double q) {
 }
 
 size_t sort_finite_prefix(std::vector<double>& v) {
-  std::sort(v.begin(), v.end(), less_nan_last);
-  auto first_nan = std::find_if(v.begin(), v.end(), [](double x) { return std::isnan(x); });
-  return static_cast<size_t>(first_nan - v.begin());
+  // Partition NaNs out first so the sort itself uses plain `<` (inlined): ITL samples of a
+  // trace run number in the millions and this sort dominated the simulator's profile.
+  auto finite_end = std::partition(v.begin(), v.end(), [](double x) { return !std::isnan(x); });
+  std::sort(v.begin(), finite_end);
+  return static_cast<size_t>(finite_end - v.begin());
 }
 
 }  // namespace

@@ -236,8 +236,15 @@ void Scheduler::fail_unservable(ScheduleOutcome& out) {
   out.failed.push_back(s.spec.id);
 }
 
-ScheduleOutcome Scheduler::schedule(int64_t step, double now) {
-  ScheduleOutcome out;
+void Scheduler::schedule(int64_t step, double now, ScheduleOutcome& out) {
+  StepPlan& p = out.plan;
+  p.seqs.clear();
+  p.copies.clear();
+  p.swap_out.clear();
+  p.swap_in.clear();
+  p.num_prefill_tokens = p.num_decode_tokens = p.num_padding_seqs = p.padded_context = 0;
+  out.preempted.clear();
+  out.failed.clear();
   out.plan.step = step;
   out.plan.start_s = now;
   out.plan.block_size = blocks_.block_size();
@@ -282,7 +289,6 @@ ScheduleOutcome Scheduler::schedule(int64_t step, double now) {
                         [](const ScheduledSeq& q) { return !q.is_prefill; });
   // Every scheduled sequence ends the step in running_, so this clears all flags.
   for (int32_t idx : running_) scheduled_[static_cast<size_t>(idx)] = 0;
-  return out;
 }
 
 void Scheduler::retire(double) {

@@ -41,7 +41,8 @@ class Scheduler {
             QueuePolicy& queue, VictimPolicy& victim);
 
   void add(int32_t seq_index);  // a newly arrived (waiting) sequence
-  ScheduleOutcome schedule(int64_t step, double now);
+  // Fills `out` (cleared first; its buffers are reused across steps to avoid allocation).
+  void schedule(int64_t step, double now, ScheduleOutcome& out);
   // After commit: drop finished/failed sequences from the running queue, release their blocks
   // (static batching: when the whole batch is done).
   void retire(double now);

@@ -1,6 +1,6 @@
 // Writes a run's standard files (formats: docs/trace-format.md). A long simulation has ~1e5-1e6
-// steps and millions of KV block ids, so every file is formatted into one reused byte buffer
-// with std::to_chars (times as scaled integers) and written with a single fwrite.
+// steps and millions of KV block ids, so every file is formatted with std::to_chars (times as
+// scaled integers) into one reused 4 MiB buffer that goes out with one fwrite per chunk.
 #include <algorithm>
 #include <cerrno>
 #include <charconv>

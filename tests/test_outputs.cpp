@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -272,4 +273,41 @@ TEST_CASE("times far from zero keep their fixed-point form", "[outputs]") {
   REQUIRE(l.size() == 2);
   CHECK(l[1] == "1,finished,0,1,1,1,-0.250000,1000000000000000.000000,0.000000,7.999999,"
                 "123456.000001,0,0,");
+}
+
+TEST_CASE("files larger than one write chunk come out whole", "[outputs]") {
+  TempDir dir("large");
+  RunRecord r;
+  constexpr int kSteps = 150000;  // steps.csv ~7 MB: crosses the 4 MiB chunk
+  for (int i = 0; i < kSteps; ++i) {
+    StepRecord s;
+    s.step = i;
+    s.start_s = i * 0.001;
+    s.duration_s = 0.001;
+    s.num_decode_tokens = i % 100;
+    s.kv_blocks_used = i % 1000;
+    r.steps.push_back(s);
+  }
+  RequestRecord q = req(1, SeqStatus::failed, 1, 0, 0.0, U, U, U, 0.5);
+  q.error = std::string(3000, 'x') + ",end";  // longer than one primitive append
+  r.requests.push_back(q);
+  write_run_outputs(dir.path.string(), Json::object(), r, summarize(r));
+
+  auto l = lines(read_text(dir.path / "steps.csv"));
+  REQUIRE(l.size() == 1 + kSteps);
+  int bad_rows = 0;  // every row starts with its step and has all 13 fields
+  for (int i = 0; i < kSteps; ++i) {
+    const std::string& row = l[static_cast<size_t>(i) + 1];
+    bad_rows += row.rfind(std::to_string(i) + ",", 0) != 0 ||
+                std::count(row.begin(), row.end(), ',') != 12;
+  }
+  CHECK(bad_rows == 0);
+  CHECK(l[kSteps] == "149999,149.999000,0.001000,0,99,0,0,0,0,0,999,0,");
+  auto req_lines = lines(read_text(dir.path / "requests.csv"));
+  REQUIRE(req_lines.size() == 2);
+  CHECK(req_lines[1] == "1,failed,0,1,0,0,0.000000,,,,0.500000,0,0,\"" + q.error + "\"");
+  Json t = Json::parse_file((dir.path / "trace.json").string());
+  size_t x = 0;
+  for (const Json& e : t.get("traceEvents")->as_array()) x += e.get("ph")->as_string() == "X";
+  CHECK(x == kSteps);
 }

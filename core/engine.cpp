@@ -172,10 +172,8 @@ void Engine::commit(const ScheduleOutcome& o, const StepResult& res, double t_en
   r.num_running = static_cast<int32_t>(sched_.num_running());
   r.num_waiting = static_cast<int32_t>(sched_.num_waiting());
   r.num_swapped = static_cast<int32_t>(sched_.num_swapped());
-  // Blocks in use during the step (allocation happens at scheduling; frees at retire below).
-  r.kv_blocks_used = blocks_.num_used_blocks() - blocks_.num_cached_blocks();
-  r.kv_blocks_cached = blocks_.num_cached_blocks();
-  rec_.kv_blocks_peak = std::max(rec_.kv_blocks_peak, r.kv_blocks_used);
+  // Peak while the step runs (blocks are allocated at scheduling and freed at retire below).
+  rec_.kv_blocks_peak = std::max(rec_.kv_blocks_peak, blocks_.num_used_blocks());
   r.preempted_begin = static_cast<uint32_t>(rec_.preempted_ids.size());
   rec_.preempted_ids.insert(rec_.preempted_ids.end(), o.preempted.begin(), o.preempted.end());
   r.preempted_end = static_cast<uint32_t>(rec_.preempted_ids.size());
@@ -184,6 +182,12 @@ void Engine::commit(const ScheduleOutcome& o, const StepResult& res, double t_en
 
   rec_.kv.step = step_;
   sched_.retire(t_end);
+  // The row reports blocks after the step, so replaying kv_events.csv up to and including step
+  // k reproduces row k's counts exactly (docs/trace-format.md).
+  if (!rec_.steps.empty() && rec_.steps.back().step == plan.step) {
+    rec_.steps.back().kv_blocks_used = blocks_.num_used_blocks();
+    rec_.steps.back().kv_blocks_cached = blocks_.num_cached_blocks();
+  }
   ++step_;
 }
 

@@ -88,8 +88,10 @@ def reference(name):
     with torch.no_grad():
         ids = torch.tensor([PROMPT])
         logits = model(ids).logits[0].float().numpy()
-        out = model.generate(ids, max_new_tokens=GREEDY_STEPS, do_sample=False,
-                             eos_token_id=None, pad_token_id=0, min_new_tokens=GREEDY_STEPS)
+        # An explicit mask: generate() would otherwise mask prompt tokens equal to pad_token_id.
+        out = model.generate(ids, attention_mask=torch.ones_like(ids),
+                             max_new_tokens=GREEDY_STEPS, do_sample=False, eos_token_id=None,
+                             pad_token_id=model.config.eos_token_id, min_new_tokens=GREEDY_STEPS)
     greedy = out[0, len(PROMPT):].tolist()
     ref = {
         "generator": f"transformers {__import__('transformers').__version__}, "

@@ -1,0 +1,231 @@
+// vLLM-compatible sampling (core/sampling.h). Per call the work is a few passes over the vocab
+// with thread_local scratch (no allocation once it has grown to the vocab size) plus a sort of
+// only the head of the distribution that the draw can reach.
+#include "core/sampling.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace twinfer {
+
+namespace {
+
+std::string num(double v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+// splitmix64's output function (Steele, Lea, Flood 2014): add the golden-ratio increment, then
+// two xor-shift-multiply rounds. Bijective, so distinct inputs never collide.
+uint64_t mix64(uint64_t x) {
+  uint64_t z = x + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// The top 53 bits of mix64(key) as a double in [0, 1).
+double uniform01(uint64_t key) { return static_cast<double>(mix64(key) >> 11) * 0x1.0p-53; }
+
+// Argmax with the lowest id on ties; NaN never wins. All -inf (or NaN) gives id 0.
+int32_t argmax(std::span<const float> l) {
+  int32_t best = 0;
+  float bv = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < l.size(); ++i)
+    if (l[i] > bv) {
+      bv = l[i];
+      best = static_cast<int32_t>(i);
+    }
+  return best;
+}
+
+// Sort key: ascending keys are descending probability, then ascending id. Probabilities are
+// non-negative floats, whose bit patterns order like their values.
+uint64_t order_key(float p, int32_t id) {
+  uint32_t bits;
+  std::memcpy(&bits, &p, sizeof bits);
+  return (static_cast<uint64_t>(~bits) << 32) | static_cast<uint32_t>(id);
+}
+float key_prob(uint64_t k) {
+  const uint32_t bits = ~static_cast<uint32_t>(k >> 32);
+  float p;
+  std::memcpy(&p, &bits, sizeof p);
+  return p;
+}
+int32_t key_id(uint64_t k) { return static_cast<int32_t>(static_cast<uint32_t>(k)); }
+
+void apply_penalties(std::span<float> logits, const SamplingParams& p,
+                     std::span<const int32_t> prompt, std::span<const int32_t> output) {
+  thread_local std::vector<int32_t> counts;  // [vocab] output counts, all zero between calls
+  thread_local std::vector<uint8_t> done;    // [vocab] penalised already in this call
+  const size_t v = logits.size();
+  if (counts.size() < v) counts.resize(v, 0);
+  if (done.size() < v) done.resize(v, 0);
+  auto valid = [v](int32_t t) { return t >= 0 && static_cast<size_t>(t) < v; };
+  for (int32_t t : output)
+    if (valid(t)) ++counts[t];
+  const auto rep = static_cast<float>(p.repetition_penalty);
+  const auto freq = static_cast<float>(p.frequency_penalty);
+  const auto pres = static_cast<float>(p.presence_penalty);
+  auto apply = [&](int32_t t) {
+    if (!valid(t) || done[t]) return;
+    done[t] = 1;
+    float& l = logits[t];
+    // Repetition covers prompt and output; frequency/presence only output occurrences.
+    if (rep != 1.0f) l = l > 0 ? l / rep : l * rep;
+    const int32_t c = counts[t];
+    l -= freq * static_cast<float>(c) + (c > 0 ? pres : 0.0f);
+  };
+  for (int32_t t : prompt) apply(t);
+  for (int32_t t : output) apply(t);
+  for (auto seq : {prompt, output})
+    for (int32_t t : seq)
+      if (valid(t)) done[t] = 0, counts[t] = 0;
+}
+
+}  // namespace
+
+std::optional<std::string> validate_sampling(const SamplingParams& p, int64_t vocab_size) {
+  if (!(p.temperature >= 0) || !std::isfinite(p.temperature))
+    return "temperature must be non-negative, got " + num(p.temperature);
+  if (!(p.top_p > 0 && p.top_p <= 1)) return "top_p must be in (0, 1], got " + num(p.top_p);
+  if (p.top_k < -1)
+    return "top_k must be -1 or 0 (disable), or at least 1, got " + std::to_string(p.top_k);
+  if (!(p.min_p >= 0 && p.min_p <= 1)) return "min_p must be in [0, 1], got " + num(p.min_p);
+  if (!(p.presence_penalty >= -2 && p.presence_penalty <= 2))
+    return "presence_penalty must be in [-2, 2], got " + num(p.presence_penalty);
+  if (!(p.frequency_penalty >= -2 && p.frequency_penalty <= 2))
+    return "frequency_penalty must be in [-2, 2], got " + num(p.frequency_penalty);
+  if (!(p.repetition_penalty > 0) || !std::isfinite(p.repetition_penalty))
+    return "repetition_penalty must be greater than zero, got " + num(p.repetition_penalty);
+  if (p.max_tokens < 1) return "max_tokens must be at least 1, got " + std::to_string(p.max_tokens);
+  if (p.min_tokens < 0)
+    return "min_tokens must be greater than or equal to 0, got " + std::to_string(p.min_tokens);
+  if (p.min_tokens > p.max_tokens)
+    return "min_tokens must be less than or equal to max_tokens=" + std::to_string(p.max_tokens) +
+           ", got " + std::to_string(p.min_tokens);
+  if (vocab_size > 0)
+    for (int32_t id : p.stop_token_ids)
+      if (id < 0 || id >= vocab_size)
+        return "stop_token_ids must be in [0, " + std::to_string(vocab_size) + "), got " +
+               std::to_string(id);
+  return std::nullopt;
+}
+
+uint64_t sampling_key(const SamplingParams& p, uint64_t run_seed, RequestId id, int32_t pos) {
+  const uint64_t base = p.seed != -1 ? static_cast<uint64_t>(p.seed)
+                                     : run_seed ^ static_cast<uint64_t>(id);
+  return mix64(mix64(base) + static_cast<uint64_t>(static_cast<uint32_t>(pos)));
+}
+
+int32_t sample_token(std::span<float> logits, const SamplingParams& p,
+                     std::span<const int32_t> prompt, std::span<const int32_t> output,
+                     std::span<const int64_t> eos_ids, uint64_t key) {
+  const size_t v = logits.size();
+  if (v == 0) return -1;
+  if (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0)
+    apply_penalties(logits, p, prompt, output);
+  if (static_cast<int64_t>(output.size()) < p.min_tokens) {
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    if (!p.ignore_eos)
+      for (int64_t e : eos_ids)
+        if (e >= 0 && static_cast<size_t>(e) < v) logits[e] = kNegInf;
+    for (int32_t s : p.stop_token_ids)
+      if (s >= 0 && static_cast<size_t>(s) < v) logits[s] = kNegInf;
+  }
+  // vLLM treats temperatures below 1e-5 as greedy; top-k 1 is greedy by definition.
+  if (p.temperature < 1e-5 || p.top_k == 1) return argmax(logits);
+
+  if (p.temperature != 1.0) {
+    const auto t = static_cast<float>(p.temperature);
+    for (float& l : logits) l /= t;
+  }
+  const int32_t top = argmax(logits);
+  const float m = logits[top];
+  if (!(m > -std::numeric_limits<float>::infinity())) return top;  // everything masked
+
+  // Unnormalised probabilities exp(l - max): the top token has exactly 1.
+  thread_local std::vector<float> prob;  // [vocab]
+  thread_local std::vector<uint64_t> keys;  // [vocab] order keys of the candidates
+  if (prob.size() < v) prob.resize(v);
+  if (keys.size() < v) keys.resize(v);
+  const auto thr = static_cast<float>(p.min_p);  // min-p: keep p >= min_p * max = min_p
+  double total = 0, mass_thr = 0;
+  for (size_t i = 0; i < v; ++i) {
+    const float l = logits[i];
+    const float q = l == l ? std::exp(l - m) : 0.0f;
+    prob[i] = q;
+    total += q;
+    if (q >= thr) mass_thr += q;
+  }
+  const double u = uniform01(key);
+  const bool use_top_k = p.top_k > 1 && static_cast<size_t>(p.top_k) < v;
+  const bool use_top_p = p.top_p < 1.0;
+
+  // Walks keys[0, n) (sorted, descending probability): top-p nucleus against `norm`, then
+  // min-p, then the inverse-CDF draw. Returns -1 when the walk needs tokens beyond n.
+  auto walk = [&](size_t n, double norm, bool complete) -> int32_t {
+    size_t end = n;
+    if (use_top_p) {
+      const double need = p.top_p * norm;
+      double cum = 0;
+      size_t r = 0;
+      while (r < n && cum < need) cum += key_prob(keys[r++]);
+      if (cum < need && !complete) return -1;
+      end = r;
+    }
+    size_t kept = 0;
+    while (kept < end && key_prob(keys[kept]) >= thr) ++kept;
+    double mass = 0;
+    if (!use_top_k && !use_top_p && !complete) {
+      mass = mass_thr;  // the kept set reaches past n; its mass came from the full pass
+    } else {
+      for (size_t r = 0; r < kept; ++r) mass += key_prob(keys[r]);
+    }
+    const double target = u * mass;
+    double cum = 0;
+    for (size_t r = 0; r < kept; ++r) {
+      cum += key_prob(keys[r]);
+      if (cum > target) return key_id(keys[r]);
+    }
+    return complete ? key_id(keys[kept > 0 ? kept - 1 : 0]) : -1;
+  };
+
+  if (use_top_k) {
+    const auto k = static_cast<size_t>(p.top_k);
+    for (size_t i = 0; i < v; ++i) keys[i] = order_key(prob[i], static_cast<int32_t>(i));
+    std::nth_element(keys.begin(), keys.begin() + static_cast<ptrdiff_t>(k), keys.begin() + static_cast<ptrdiff_t>(v));
+    std::sort(keys.begin(), keys.begin() + static_cast<ptrdiff_t>(k));
+    double top_total = 0;
+    for (size_t r = 0; r < k; ++r) top_total += key_prob(keys[r]);
+    return walk(k, top_total, true);
+  }
+
+  // Only tokens with p >= tau are sorted, for the largest tau whose head holds enough mass for
+  // the nucleus (top-p) or the draw target; if rounding leaves the walk short, sort everything.
+  const double need = use_top_p ? p.top_p * total : u * mass_thr;
+  const float floor_tau = std::max(thr, std::numeric_limits<float>::denorm_min());
+  for (float tau : {0x1.0p-8f, 0x1.0p-20f, 0.0f}) {
+    tau = std::max(tau, floor_tau);
+    double head = 0;
+    if (tau > floor_tau) {
+      for (size_t i = 0; i < v; ++i)
+        if (prob[i] >= tau) head += prob[i];
+      if (head <= need) continue;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < v; ++i)
+      if (prob[i] >= tau) keys[n++] = order_key(prob[i], static_cast<int32_t>(i));
+    std::sort(keys.begin(), keys.begin() + static_cast<ptrdiff_t>(n));
+    const int32_t id = walk(n, total, tau == floor_tau);
+    if (id >= 0) return id;
+  }
+  return top;  // unreachable: the last round is complete
+}
+
+}  // namespace twinfer

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/commands.h"
+#include "app/run.h"
 #include "core/error.h"
 #include "core/json.h"
 
@@ -38,6 +39,7 @@ int cli_main(int argc, char** argv) {
     std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  register_cpu_backend();
   const std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   try {

@@ -1,5 +1,6 @@
 #include "app/run.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -35,16 +36,48 @@ void print_progress(size_t done, size_t total) {
 
 void register_backend(const std::string& name, ExecutorFactory f) { backends()[name] = std::move(f); }
 
+void materialize_prompt_tokens(std::vector<RequestSpec>& reqs, int64_t vocab, uint64_t seed) {
+  auto mix = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  };
+  if (vocab <= 0) return;
+  for (auto& r : reqs) {
+    if (!r.prompt_tokens.empty()) continue;
+    r.prompt_tokens.resize(static_cast<size_t>(r.prompt_len));
+    for (int32_t i = 0; i < r.prompt_len; ++i) {
+      uint64_t key;
+      const int64_t hb = r.hash_block_tokens;
+      if (hb > 0 && static_cast<size_t>(i / hb) < r.hash_ids.size())
+        key = mix(r.hash_ids[static_cast<size_t>(i / hb)] * 131 + static_cast<uint64_t>(i % hb));
+      else
+        key = mix(mix(seed ^ 0xabcdef) ^ static_cast<uint64_t>(r.id) * 0x100000001b3ULL ^ static_cast<uint64_t>(i));
+      r.prompt_tokens[static_cast<size_t>(i)] = static_cast<int32_t>(key % static_cast<uint64_t>(vocab));
+    }
+  }
+}
+
 RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
   cfg.validate();
   RunResult out;
   ModelSpec model = resolve_model(cfg.model);
   HardwareSpec hw = resolve_hardware(cfg.hardware);
-  out.memory = plan_memory(model, hw.memory_bytes, cfg);
+  RunConfig eff = cfg;
+  if (cfg.backend == "cpu" && cfg.engine.num_gpu_blocks_override == 0) {
+    // The CPU reference keeps an fp32 pool in host memory: size it for what a CPU run can use
+    // rather than for the simulated GPU's memory.
+    const int64_t max_len = cfg.engine.max_model_len > 0 ? cfg.engine.max_model_len : model.max_position_embeddings;
+    const int64_t tokens = std::max<int64_t>(32768, max_len);
+    eff.engine.num_gpu_blocks_override = static_cast<int32_t>((tokens + cfg.engine.block_size - 1) / cfg.engine.block_size);
+  }
+  out.memory = plan_memory(model, hw.memory_bytes, eff);
   const MemoryPlan& mp = out.memory;
   if (!opt.quiet) std::fprintf(stderr, "%s\n", mp.describe().c_str());
 
   std::vector<RequestSpec> requests = load_workload(cfg.workload, cfg.seed);
+  if (cfg.backend != "sim") materialize_prompt_tokens(requests, model.vocab_size, cfg.seed);
 
   auto queue = make_queue_policy(cfg.engine.scheduling_policy);
   auto victim = make_victim_policy(cfg.engine.preemption_victim);

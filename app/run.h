@@ -9,6 +9,7 @@
 #include "core/executor.h"
 #include "core/memory_plan.h"
 #include "core/model_spec.h"
+#include "core/request.h"
 #include "core/run_record.h"
 
 namespace twinfer {
@@ -32,6 +33,12 @@ struct RunResult {
 using ExecutorFactory = std::function<std::unique_ptr<Executor>(
     const RunConfig& cfg, const ModelSpec& model, const MemoryPlan& plan)>;
 void register_backend(const std::string& name, ExecutorFactory f);
+void register_cpu_backend();  // app/backend_cpu.cpp
+
+// Real backends need token ids; trace workloads carry only lengths. Fills prompt_tokens with
+// deterministic ids in [0, vocab): from the request's hash_ids where it has them (equal prefix
+// ids give equal tokens, so prefix caching behaves as the trace says), else from (seed, id).
+void materialize_prompt_tokens(std::vector<RequestSpec>& reqs, int64_t vocab, uint64_t seed);
 
 // Throws ConfigError for anything the user can fix.
 RunResult run_config(const RunConfig& cfg, const RunOptions& opt = {});

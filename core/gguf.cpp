@@ -241,8 +241,11 @@ GgufFile GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name
       throw ConfigError(name + ": tensor '" + t.name + "' of type " + ti->name + " has row length " +
                         std::to_string(t.dims[0]) + ", expected a multiple of " +
                         std::to_string(ti->block_elems));
-    const uint64_t nbytes =
-        static_cast<uint64_t>(t.numel() / ti->block_elems) * static_cast<uint64_t>(ti->block_bytes);
+    const auto blocks = static_cast<uint64_t>(t.numel() / ti->block_elems);
+    if (blocks > data_size / static_cast<uint64_t>(ti->block_bytes))
+      throw ConfigError(name + ": tensor '" + t.name + "' (" + std::to_string(blocks) + " blocks of " +
+                        ti->name + ") is larger than the file's data section (truncated?)");
+    const uint64_t nbytes = blocks * static_cast<uint64_t>(ti->block_bytes);
     if (t.offset != expect)
       throw ConfigError(name + ": tensor '" + t.name + "' has data offset " + std::to_string(t.offset) +
                         ", expected " + std::to_string(expect));

@@ -117,7 +117,8 @@ SafetensorsFile SafetensorsFile::parse(std::span<const uint8_t> bytes, const std
       }
       continue;
     }
-    auto tfail = [&](const std::string& msg) { return fail("tensor '" + key + "': " + msg); };
+    const std::string& tname = key;  // structured bindings cannot be captured before clang 16
+    auto tfail = [&](const std::string& msg) { return fail("tensor '" + tname + "': " + msg); };
     if (!value.is_object()) throw tfail("entry must be an object");
     const Json* dt = value.get("dtype");
     const Json* sh = value.get("shape");

@@ -1,6 +1,6 @@
 // vLLM-compatible sampling (core/sampling.h). Per call the work is a few passes over the vocab
 // with thread_local scratch (no allocation once it has grown to the vocab size) plus a sort of
-// only the head of the distribution that the draw can reach.
+// only the head of the distribution that the draw can reach, sized by a histogram of magnitudes.
 #include "core/sampling.h"
 
 #include <algorithm>
@@ -155,6 +155,10 @@ int32_t sample_token(std::span<float> logits, const SamplingParams& p,
   if (prob.size() < v) prob.resize(v);
   if (keys.size() < v) keys.resize(v);
   const auto thr = static_cast<float>(p.min_p);  // min-p: keep p >= min_p * max = min_p
+  // Probability mass and count per binary order of magnitude (bucket b holds p in
+  // [2^-b, 2^-(b-1)), b = 127 for subnormals and zero), so the sorted head can be sized in one pass.
+  double bucket_mass[128] = {};
+  uint32_t bucket_count[128] = {};
   double total = 0, mass_thr = 0;
   for (size_t i = 0; i < v; ++i) {
     const float l = logits[i];
@@ -162,6 +166,11 @@ int32_t sample_token(std::span<float> logits, const SamplingParams& p,
     prob[i] = q;
     total += q;
     if (q >= thr) mass_thr += q;
+    uint32_t bits;
+    std::memcpy(&bits, &q, sizeof bits);
+    const uint32_t b = 127 - std::min<uint32_t>(bits >> 23, 127);
+    bucket_mass[b] += q;
+    ++bucket_count[b];
   }
   const double u = uniform01(key);
   const bool use_top_k = p.top_k > 1 && static_cast<size_t>(p.top_k) < v;
@@ -196,35 +205,53 @@ int32_t sample_token(std::span<float> logits, const SamplingParams& p,
     return complete ? key_id(keys[kept > 0 ? kept - 1 : 0]) : -1;
   };
 
-  if (use_top_k) {
-    const auto k = static_cast<size_t>(p.top_k);
-    for (size_t i = 0; i < v; ++i) keys[i] = order_key(prob[i], static_cast<int32_t>(i));
-    std::nth_element(keys.begin(), keys.begin() + static_cast<ptrdiff_t>(k), keys.begin() + static_cast<ptrdiff_t>(v));
-    std::sort(keys.begin(), keys.begin() + static_cast<ptrdiff_t>(k));
-    double top_total = 0;
-    for (size_t r = 0; r < k; ++r) top_total += key_prob(keys[r]);
-    return walk(k, top_total, true);
-  }
-
-  // Only tokens with p >= tau are sorted, for the largest tau whose head holds enough mass for
-  // the nucleus (top-p) or the draw target; if rounding leaves the walk short, sort everything.
-  const double need = use_top_p ? p.top_p * total : u * mass_thr;
-  const float floor_tau = std::max(thr, std::numeric_limits<float>::denorm_min());
-  for (float tau : {0x1.0p-8f, 0x1.0p-20f, 0.0f}) {
-    tau = std::max(tau, floor_tau);
-    double head = 0;
-    if (tau > floor_tau) {
-      for (size_t i = 0; i < v; ++i)
-        if (prob[i] >= tau) head += prob[i];
-      if (head <= need) continue;
-    }
+  // Sorts the tokens with p >= tau (and p > 0) into keys; returns their number.
+  auto collect = [&](float tau) {
     size_t n = 0;
     for (size_t i = 0; i < v; ++i)
-      if (prob[i] >= tau) keys[n++] = order_key(prob[i], static_cast<int32_t>(i));
-    std::sort(keys.begin(), keys.begin() + static_cast<ptrdiff_t>(n));
-    const int32_t id = walk(n, total, tau == floor_tau);
-    if (id >= 0) return id;
+      if (prob[i] >= tau && prob[i] > 0) keys[n++] = order_key(prob[i], static_cast<int32_t>(i));
+    return n;
+  };
+  auto sort_head = [&](size_t n, size_t k) {
+    auto first = keys.begin(), kth = first + static_cast<ptrdiff_t>(k);
+    if (k < n) std::nth_element(first, kth, first + static_cast<ptrdiff_t>(n));
+    std::sort(first, kth);
+  };
+  // Smallest bucket depth whose head (p >= 2^-b) satisfies `enough`.
+  auto head_tau = [&](auto enough) {
+    double mass = 0;
+    uint64_t count = 0;
+    for (int b = 0; b < 126; ++b) {
+      mass += bucket_mass[b];
+      count += bucket_count[b];
+      if (enough(mass, count)) return std::ldexp(1.0f, -b);
+    }
+    return 0.0f;
+  };
+
+  if (use_top_k) {
+    const auto k = static_cast<size_t>(p.top_k);
+    const size_t n = collect(head_tau([&](double, uint64_t c) { return c >= k; }));
+    const size_t kk = std::min(k, n);
+    sort_head(n, kk);
+    double top_total = 0;
+    for (size_t r = 0; r < kk; ++r) top_total += key_prob(keys[r]);
+    return walk(kk, top_total, true);
   }
+
+  // The head must hold the nucleus (top-p) or the draw target; the slack absorbs the different
+  // summation order, and a walk that still falls short retries with every token.
+  const double need = (use_top_p ? p.top_p * total : u * mass_thr) * (1 + 1e-6);
+  const float floor_tau = std::max(thr, std::numeric_limits<float>::denorm_min());
+  const float tau = std::max(head_tau([&](double mass, uint64_t) { return mass > need; }), floor_tau);
+  size_t n = collect(tau);
+  sort_head(n, n);
+  int32_t id = walk(n, total, tau == floor_tau);
+  if (id >= 0) return id;
+  n = collect(floor_tau);
+  sort_head(n, n);
+  id = walk(n, total, true);
+  if (id >= 0) return id;
   return top;  // unreachable: the last round is complete
 }
 

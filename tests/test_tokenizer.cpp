@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "core/error.h"
@@ -282,4 +284,21 @@ TEST_CASE("from_vocab drops bytes without a token and matches control tokens", "
   CHECK(t.encode("a\x01" "b", false) == std::vector<int32_t>{0, 1});
   CHECK(t.decode(std::vector<int32_t>{2, 3}) == "ab<s>");
   CHECK(t.split_rules() == std::vector<SplitRule>{SplitRule::gpt2});
+}
+
+TEST_CASE("fuzz seeds are loadable tokenizers", "[tokenizer]") {
+  const std::string dir = std::string(TWINFER_SOURCE_DIR) + "/tests/fuzz/corpus/tokenizer/";
+  for (const char* name : {"llama3_template.json", "smollm_digits.json", "gpt2_roberta_text.bin"}) {
+    INFO(name);
+    std::ifstream in(dir + name, std::ios::binary);
+    const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    REQUIRE(!all.empty());
+    const Tokenizer t = Tokenizer::from_hf_json(Json::parse(all.substr(0, all.find('\0'))), name);
+    CHECK(!t.encode("ab abc 12 x y", true).empty());
+  }
+  const Tokenizer l3 = Tokenizer::from_hf_json(
+      Json::parse_file(dir + "llama3_template.json"), "llama3_template.json");
+  CHECK(l3.split_rules() == std::vector<SplitRule>{SplitRule::llama3});
+  // ignore_merges: "abc" is a vocab word, taken whole; lstrip/rstrip swallow the spaces.
+  CHECK(l3.encode("abc <|eot_id|> a", true) == std::vector<int32_t>{8, 7, 9, 0});
 }

@@ -23,6 +23,8 @@ const std::vector<Command>& commands();
 
 int cmd_run(const std::vector<std::string>& args);
 int cmd_presets(const std::vector<std::string>& args);
+int cmd_generate(const std::vector<std::string>& args);
+int cmd_make_model(const std::vector<std::string>& args);
 int cmd_version(const std::vector<std::string>& args);
 
 // Shared by commands that take run flags: one option per config field (vLLM's names), with the

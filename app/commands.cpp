@@ -15,6 +15,7 @@ namespace twinfer {
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
       {"run", "run a workload through the engine (--backend sim|cpu|cuda) and write its outputs", cmd_run},
+      {"exp", "run a Lua experiment script: runs, sweeps, tables (twinfer exp FILE.lua --help)", cmd_exp},
       {"presets", "list the model and hardware presets", cmd_presets},
       {"version", "print the version", cmd_version},
   };

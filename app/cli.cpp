@@ -13,6 +13,7 @@
 #include "app/run.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/lua_policy.h"
 
 namespace twinfer {
 
@@ -34,6 +35,7 @@ std::string usage() {
 }  // namespace
 
 int cli_main(int argc, char** argv) {
+  register_lua_policies();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);

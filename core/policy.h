@@ -75,4 +75,16 @@ class BlockSizePolicy {
   virtual int32_t choose(int32_t max_model_len, double mean_prompt_len, double mean_output_len) = 0;
 };
 
+// Shape of the speculative-decoding draft tree for the next step: the branching factor at each
+// depth ({4, 2, 1}: 4 drafts after the last token, 2 continuations of each, 1 of each of those;
+// 4 + 8 + 8 = 20 draft tokens). Empty: no speculation this step.
+class SpecTreePolicy {
+ public:
+  virtual ~SpecTreePolicy() = default;
+  virtual std::string name() const = 0;
+  // batch_size: sequences decoding this step; acceptance_rate: recent mean fraction of draft
+  // tokens accepted, in [0, 1].
+  virtual std::vector<int> shape(int32_t batch_size, double acceptance_rate) = 0;
+};
+
 }  // namespace twinfer

@@ -1,0 +1,51 @@
+// Internal to the Lua policy adapters (core/lua_policy.cpp, core/lua_eviction.cpp): the loaded
+// policy file and helpers shared by the protected call functions.
+#pragma once
+#include <string>
+
+#include "core/lua_sandbox.h"
+#include "core/policy.h"
+
+struct lua_State;
+
+namespace twinfer::lua_policy {
+
+// A policy file loaded into its own sandbox: the table it returned is kept in the registry.
+class Script {
+ public:
+  // `kind` names the policy in messages ("scheduling policy"). Throws ConfigError when the file
+  // cannot be read, does not compile, fails, or returns something other than a table.
+  Script(const std::string& file, const char* kind, const LuaLimits& limits);
+
+  LuaSandbox& sandbox() { return sb_; }
+  lua_State* state() const { return sb_.state(); }
+  const std::string& file() const { return file_; }
+
+  // Registry reference of the table's function field `name`; -1 when absent. A field that is
+  // present but not a function throws ConfigError naming it and `signature`.
+  int function_ref(const char* name, const char* signature);
+  // A boolean field; `def` when absent. Any other type throws.
+  bool flag(const char* name, bool def);
+  // A fresh table kept in the registry for reuse across calls (views, lists).
+  int new_table_ref();
+  // Throws ConfigError for a failed protected call: "<kind> lua:FILE: <message + traceback>".
+  [[noreturn]] void fail(int status);
+  // A missing required function.
+  [[noreturn]] void missing(const char* name, const char* signature);
+
+ private:
+  LuaSandbox sb_;
+  std::string file_;
+  std::string kind_;
+  int table_ref_ = -1;
+};
+
+// Fills the table on top of the stack with a request view (raises only on memory errors, so
+// call it inside a protected function). output_len is nil when the workload does not know it.
+void fill_request(lua_State* L, const RequestView& v);
+
+// Raises "FILE:LINE: fn() returned <got>; expected <expected>" where FILE:LINE is the
+// definition of the function in registry slot fn_ref.
+int bad_result(lua_State* L, int fn_ref, const char* fn, const char* got, const char* expected);
+
+}  // namespace twinfer::lua_policy

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,65 +19,111 @@ namespace twinfer {
 
 namespace {
 
-// Growable output buffer with a raw cursor: appends are a bounds check plus memcpy/to_chars.
-class Buf {
- public:
-  void clear() { len_ = 0; }
-  void reserve(size_t n) {
-    if (s_.size() < n) s_.resize(n);
-  }
-  std::string_view view() const { return {s_.data(), len_}; }
+[[noreturn]] void io_error(const std::string& path, const char* what, int err) {
+  throw std::runtime_error(path + ": " + what + ": " + std::strerror(err));
+}
 
-  Buf& lit(std::string_view v) {
-    std::memcpy(need(v.size()), v.data(), v.size());
-    len_ += v.size();
+// Streaming file writer with a raw cursor into a fixed 4 MiB buffer. Each append is one
+// bounds check plus to_chars/memcpy; full chunks go out with one fwrite each. A fixed chunk
+// (rather than the whole file in memory) keeps the buffer cache-resident and avoids faulting
+// in ~100 MB of fresh pages per trace. The file is written as path.tmp and renamed into place
+// on commit(), so a reader never sees a half-written file.
+class Out {
+ public:
+  static constexpr size_t kChunk = size_t{4} << 20;
+  static constexpr size_t kSlack = 512;  // the most one primitive append may write
+
+  Out() : buf_(new char[kChunk + kSlack]), p_(buf_.get()), end_(buf_.get() + kChunk) {}
+  Out(const Out&) = delete;
+  Out& operator=(const Out&) = delete;
+  ~Out() { abandon(); }
+
+  void open(const std::filesystem::path& path) {
+    final_ = path.string();
+    tmp_ = final_ + ".tmp";
+    f_ = std::fopen(tmp_.c_str(), "wb");
+    if (!f_) io_error(tmp_, "cannot open for writing", errno);
+    std::setvbuf(f_, nullptr, _IONBF, 0);  // chunks are already large; skip stdio's copy
+    p_ = buf_.get();
+  }
+  void commit() {
+    flush();
+    std::FILE* f = f_;
+    f_ = nullptr;
+    if (std::fclose(f) != 0) {
+      int err = errno;
+      std::remove(tmp_.c_str());
+      io_error(tmp_, "close failed", err);
+    }
+    if (std::rename(tmp_.c_str(), final_.c_str()) != 0) {
+      int err = errno;
+      std::remove(tmp_.c_str());
+      io_error(final_, "cannot rename temporary file into place", err);
+    }
+  }
+
+  Out& lit(std::string_view v) {
+    while (!v.empty()) {
+      size_t n = std::min(v.size(), kSlack);
+      std::memcpy(room(), v.data(), n);
+      p_ += n;
+      v.remove_prefix(n);
+    }
     return *this;
   }
-  Buf& ch(char c) {
-    *need(1) = c;
-    ++len_;
+  Out& ch(char c) {
+    *room() = c;
+    ++p_;
     return *this;
   }
-  Buf& i64(int64_t v) {
-    char* p = need(24);
-    len_ = static_cast<size_t>(std::to_chars(p, p + 24, v).ptr - s_.data());
+  Out& i64(int64_t v) {
+    char* p = room();
+    p_ = std::to_chars(p, p + 24, v).ptr;
     return *this;
   }
-  // v with exactly `dec` (<= 9) decimals. Rounding v*10^dec to an integer and printing that is
-  // several times faster than a fixed-format double conversion; huge values take the slow path.
-  Buf& fixed(double v, int dec) {
-    static constexpr int64_t kPow10[] = {1,      10,      100,      1000,      10000,
-                                         100000, 1000000, 10000000, 100000000, 1000000000};
-    const int64_t scale = kPow10[dec];
-    double x = v * static_cast<double>(scale);
+  // v with exactly Dec decimals. Rounding v*10^Dec to an integer and printing that is several
+  // times faster than a fixed-format double conversion; huge values take the slow path.
+  template <int Dec>
+  Out& fixed(double v) {
+    static_assert(Dec >= 1 && Dec <= 9);
+    constexpr int64_t kScale = [] {
+      int64_t s = 1;
+      for (int i = 0; i < Dec; ++i) s *= 10;
+      return s;
+    }();
+    char* p = room();
+    double x = v * static_cast<double>(kScale);
     if (!(std::fabs(x) < 9e18)) {
-      char* p = need(400);
-      len_ = static_cast<size_t>(
-          std::to_chars(p, p + 400, v, std::chars_format::fixed, dec).ptr - s_.data());
+      p_ = std::to_chars(p, p + kSlack, v, std::chars_format::fixed, Dec).ptr;
       return *this;
     }
     int64_t q = std::llround(x);
-    char* p = need(48);
     if (q < 0) {
       *p++ = '-';
       q = -q;
     }
-    p = std::to_chars(p, p + 24, q / scale).ptr;
+    p = std::to_chars(p, p + 24, q / kScale).ptr;
     *p++ = '.';
-    int64_t frac = q % scale;
-    for (int i = dec - 1; i >= 0; --i) {
+    int64_t frac = q % kScale;
+    for (int i = Dec - 1; i >= 0; --i) {
       p[i] = static_cast<char>('0' + frac % 10);
       frac /= 10;
     }
-    len_ = static_cast<size_t>(p + dec - s_.data());
+    p_ = p + Dec;
     return *this;
   }
   // CSV time in seconds: microsecond resolution; unset (NaN) times are an empty field.
-  Buf& csv_time(double t) { return std::isfinite(t) ? fixed(t, 6) : *this; }
-  // Trace timestamp: seconds on the run clock -> microseconds with nanosecond resolution.
-  Buf& us(double t_s) { return fixed(t_s * 1e6, 3); }
+  Out& csv_time(double t) { return std::isfinite(t) ? fixed<6>(t) : *this; }
+  // Trace timestamp: seconds on the run clock -> microseconds with nanosecond resolution,
+  // trailing zeros dropped ("12000" rather than "12000.000"): a trace has millions of them.
+  Out& us(double t_s) {
+    fixed<3>(t_s * 1e6);
+    while (p_[-1] == '0') --p_;  // stops at the '.' that fixed() always writes
+    if (p_[-1] == '.') --p_;
+    return *this;
+  }
   // RFC 4180: quote only when needed, doubling embedded quotes.
-  Buf& csv_str(std::string_view v) {
+  Out& csv_str(std::string_view v) {
     if (v.find_first_of(",\"\r\n") == std::string_view::npos) return lit(v);
     ch('"');
     for (char c : v) {
@@ -85,52 +132,41 @@ class Buf {
     }
     return ch('"');
   }
-  Buf& json_str(std::string_view v) {
-    tmp_.clear();
-    json_escape_to(tmp_, v);
-    return lit(tmp_);
+  Out& json_str(std::string_view v) {
+    tmp_str_.clear();
+    json_escape_to(tmp_str_, v);
+    return lit(tmp_str_);
   }
 
  private:
-  std::string s_;
-  size_t len_ = 0;
-  std::string tmp_;
+  std::unique_ptr<char[]> buf_;
+  char* p_;
+  char* end_;
+  std::FILE* f_ = nullptr;
+  std::string final_, tmp_, tmp_str_;
 
-  char* need(size_t k) {
-    if (len_ + k > s_.size()) s_.resize(std::max({s_.size() * 2, len_ + k, size_t{1} << 16}));
-    return s_.data() + len_;
+  // At least kSlack writable bytes at the cursor.
+  char* room() {
+    if (p_ >= end_) flush();
+    return p_;
+  }
+  void flush() {
+    size_t n = static_cast<size_t>(p_ - buf_.get());
+    if (n && std::fwrite(buf_.get(), 1, n, f_) != n) {
+      int err = errno;
+      abandon();
+      io_error(tmp_, "write failed", err);
+    }
+    p_ = buf_.get();
+  }
+  // Error path: drop the partial temporary file.
+  void abandon() {
+    if (!f_) return;
+    std::fclose(f_);
+    f_ = nullptr;
+    std::remove(tmp_.c_str());
   }
 };
-
-[[noreturn]] void io_error(const std::string& path, const char* what, int err) {
-  throw std::runtime_error(path + ": " + what + ": " + std::strerror(err));
-}
-
-// Writes into path.tmp and renames over path, so a reader never sees a half-written file.
-void write_file(const std::filesystem::path& path, std::string_view data) {
-  const std::string final_path = path.string();
-  const std::string tmp = final_path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) io_error(tmp, "cannot open for writing", errno);
-  std::setvbuf(f, nullptr, _IONBF, 0);  // the data is already one buffer; skip stdio's copy
-  size_t n = data.empty() ? 0 : std::fwrite(data.data(), 1, data.size(), f);
-  int err = errno;
-  if (n != data.size()) {
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    io_error(tmp, "write failed", err);
-  }
-  if (std::fclose(f) != 0) {
-    err = errno;
-    std::remove(tmp.c_str());
-    io_error(tmp, "close failed", err);
-  }
-  if (std::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    err = errno;
-    std::remove(tmp.c_str());
-    io_error(final_path, "cannot rename temporary file into place", err);
-  }
-}
 
 // A record the engine filled inconsistently would otherwise write garbage; name the row.
 void check_ranges(const RunRecord& r) {
@@ -149,8 +185,7 @@ void check_ranges(const RunRecord& r) {
   }
 }
 
-void format_requests(Buf& b, const RunRecord& r) {
-  b.reserve(160 * r.requests.size() + 256);
+void format_requests(Out& b, const RunRecord& r) {
   b.lit("id,status,priority,prompt_len,output_len,target_len,arrival_s,first_scheduled_s,"
         "first_token_s,last_token_s,finished_s,num_preemptions,prefix_hit_tokens,error\n");
   for (const RequestRecord& q : r.requests) {
@@ -163,8 +198,7 @@ void format_requests(Buf& b, const RunRecord& r) {
   }
 }
 
-void format_steps(Buf& b, const RunRecord& r) {
-  b.reserve(110 * r.steps.size() + 8 * r.preempted_ids.size() + 256);
+void format_steps(Out& b, const RunRecord& r) {
   b.lit("step,start_s,duration_s,prefill_tokens,decode_tokens,prefill_seqs,decode_seqs,running,"
         "waiting,swapped,kv_blocks_used,kv_blocks_cached,preempted\n");
   for (const StepRecord& s : r.steps) {
@@ -181,9 +215,8 @@ void format_steps(Buf& b, const RunRecord& r) {
   }
 }
 
-void format_kv_events(Buf& b, const RunRecord& r) {
+void format_kv_events(Out& b, const RunRecord& r) {
   const KvEventLog& kv = r.kv;
-  b.reserve(48 * kv.events.size() + 7 * kv.ids.size() + 256);
   b.lit("time_s,step,type,seq,other,blocks,blocks2\n");
   auto ids = [&](uint32_t from, uint32_t to) {
     for (uint32_t i = from; i < to; ++i) {
@@ -205,20 +238,20 @@ void format_kv_events(Buf& b, const RunRecord& r) {
 // pid 1 is the engine; tid 1 carries the step slices. Requests are nestable async spans keyed by
 // (cat "request", id), which Perfetto draws as one track per request.
 
-void trace_steps(Buf& b, const RunRecord& r) {
+void trace_steps(Out& b, const RunRecord& r) {
   // Counters hold their value until the next sample, so a sample equal to the previous one is
   // dropped: long steady decode phases then cost one X event per step.
   int32_t last_q[3] = {-1, -1, -1}, last_kv[2] = {-1, -1};
   for (const StepRecord& s : r.steps) {
     if (!std::isfinite(s.start_s)) continue;
     double dur = std::isfinite(s.duration_s) ? s.duration_s : 0.0;
-    b.lit(",\n{\"ph\":\"X\",\"pid\":1,\"tid\":1,\"cat\":\"step\",\"name\":\"step ").i64(s.step);
+    b.lit(",\n{\"ph\":\"X\",\"pid\":1,\"tid\":1,\"name\":\"step ").i64(s.step);
     b.lit("\",\"ts\":").us(s.start_s).lit(",\"dur\":").us(dur);
     b.lit(",\"args\":{\"prefill_tokens\":").i64(s.num_prefill_tokens);
     b.lit(",\"decode_tokens\":").i64(s.num_decode_tokens);
-    b.lit(",\"prefill_seqs\":").i64(s.num_prefill_seqs);
-    b.lit(",\"decode_seqs\":").i64(s.num_decode_seqs);
-    b.lit(",\"preempted\":").i64(static_cast<int64_t>(s.preempted_end - s.preempted_begin));
+    // The rest of the step's columns live in steps.csv; only preemptions are worth a glance.
+    if (s.preempted_end != s.preempted_begin)
+      b.lit(",\"preempted\":").i64(static_cast<int64_t>(s.preempted_end - s.preempted_begin));
     b.lit("}}");
     if (s.num_running != last_q[0] || s.num_waiting != last_q[1] || s.num_swapped != last_q[2]) {
       last_q[0] = s.num_running;
@@ -239,12 +272,12 @@ void trace_steps(Buf& b, const RunRecord& r) {
   }
 }
 
-void trace_span(Buf& b, char ph, RequestId id, std::string_view name, double t) {
+void trace_span(Out& b, char ph, RequestId id, std::string_view name, double t) {
   b.lit(",\n{\"ph\":\"").ch(ph).lit("\",\"pid\":1,\"tid\":2,\"cat\":\"request\",\"id\":").i64(id);
   b.lit(",\"name\":\"").lit(name).lit("\",\"ts\":").us(t).ch('}');
 }
 
-void trace_request(Buf& b, const RequestRecord& q) {
+void trace_request(Out& b, const RequestRecord& q) {
   const RequestTimes& t = q.times;
   if (!std::isfinite(t.arrival)) return;  // never arrived: nothing to draw
   // Failed or unfinished requests end at the latest stamp they reached.
@@ -279,8 +312,7 @@ void trace_request(Buf& b, const RequestRecord& q) {
   b.lit(",\"name\":\"request ").i64(q.id).lit("\",\"ts\":").us(end).ch('}');
 }
 
-void format_trace(Buf& b, const RunRecord& r) {
-  b.reserve(230 * r.steps.size() + 900 * r.requests.size() + 1024);
+void format_trace(Out& b, const RunRecord& r) {
   b.lit("{\"displayTimeUnit\":\"ms\",\"otherData\":{\"format\":\"twinfer-trace/1\",\"backend\":");
   b.json_str(r.backend).lit("},\n\"traceEvents\":[");
   b.lit("\n{\"ph\":\"M\",\"pid\":1,\"tid\":0,\"name\":\"process_name\",\"args\":{\"name\":");
@@ -305,14 +337,18 @@ void write_run_outputs(const std::string& dir, const Json& config, const RunReco
   if (ec) throw std::runtime_error(dir + ": cannot create output directory: " + ec.message());
   check_ranges(r);
 
-  Buf b;
-  auto emit = [&](const char* name, void (*format)(Buf&, const RunRecord&)) {
-    b.clear();
-    format(b, r);
-    write_file(root / name, b.view());
+  Out out;
+  auto emit = [&](const char* name, void (*format)(Out&, const RunRecord&)) {
+    out.open(root / name);
+    format(out, r);
+    out.commit();
   };
-  write_file(root / "config.json", config.dump(2) + "\n");
-  write_file(root / "summary.json", s.to_json().dump(2) + "\n");
+  out.open(root / "config.json");
+  out.lit(config.dump(2)).ch('\n');
+  out.commit();
+  out.open(root / "summary.json");
+  out.lit(s.to_json().dump(2)).ch('\n');
+  out.commit();
   emit("requests.csv", format_requests);
   emit("steps.csv", format_steps);
   emit("kv_events.csv", format_kv_events);

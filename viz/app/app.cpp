@@ -69,6 +69,23 @@ void App::header() {
   }
 }
 
+void App::compare_pickers() {
+  for (int* which : {&view_.compare_a, &view_.compare_b}) {
+    ImGui::PushID(which);
+    ImGui::SetNextItemWidth(220);
+    const char* label = which == &view_.compare_a ? "A" : "B";
+    if (ImGui::BeginCombo(label, runs_[static_cast<size_t>(*which)]->data.label.c_str())) {
+      for (size_t i = 0; i < runs_.size(); ++i)
+        if (ImGui::Selectable((runs_[i]->data.label + "##" + std::to_string(i)).c_str(), *which == static_cast<int>(i)))
+          *which = static_cast<int>(i);
+      ImGui::EndCombo();
+    }
+    ImGui::PopID();
+    ImGui::SameLine();
+  }
+  ImGui::NewLine();
+}
+
 void App::no_run_message() {
   ImGui::TextWrapped("No run loaded. Open run folders written by `twinfer run --out DIR`:\n"
                      "    twinfer-viz RUN_DIR [RUN_DIR...]\nor try the Live tab (twinfer-viz --live).");
@@ -109,6 +126,7 @@ void App::frame() {
           break;
         case Panel::compare:
           if (runs_.size() >= 2) {
+            if (runs_.size() > 2) compare_pickers();
             draw_compare(*runs_[static_cast<size_t>(view_.compare_a)], *runs_[static_cast<size_t>(view_.compare_b)], view_);
           } else {
             ImGui::TextWrapped("Compare needs two runs: twinfer-viz RUN_A RUN_B (a hardware run and its simulated twin, "

@@ -43,6 +43,7 @@ class App {
 
   void header();
   void no_run_message();
+  void compare_pickers();
 };
 
 }  // namespace twinfer::viz

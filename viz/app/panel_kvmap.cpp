@@ -254,7 +254,7 @@ void draw_kvmap(RunSlot& run, ViewOptions& v, bool compact) {
   constexpr float kHostStrip = 60.0f;  // pixels for the host pool's cells
   const float host_h = nh ? kHostStrip + 22.0f : 0.0f;
   float cell = std::floor(std::sqrt(std::max(1.0f, room.x * (room.y - host_h - 4)) / std::max(1, n)));
-  cell = std::clamp(cell, 2.0f, 26.0f);
+  cell = std::clamp(cell, 2.0f, 48.0f);
   int cols = std::max(1, static_cast<int>(room.x / cell));
   while (cell > 2 && std::ceil(static_cast<float>(n) / cols) * cell > room.y - host_h - 4) {
     cell -= 1;

@@ -131,7 +131,7 @@ void LivePanel::draw(bool fixed_dt) {
                 static_cast<long long>(d.summary.preemptions), sim_->done() ? "   (done)" : "");
     view_.kv.t = sim_->now();
     view_.timeline.t1 = std::max(sim_->now(), 1e-3);
-    view_.timeline.t0 = view_.timeline.t1 - window_s_;
+    view_.timeline.t0 = std::max(d.t_begin, view_.timeline.t1 - window_s_);
     const float h = ImGui::GetContentRegionAvail().y;
     ImGui::BeginChild("live_kv", ImVec2(0, h * 0.5f), false);
     draw_kvmap(*slot_, view_, true);

@@ -88,14 +88,23 @@ void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
     }
   } else {
     // Folded: per pixel column, the tallest prefill and decode among the steps it covers.
+    // Rebuilt only when the view moves: a full 500k-step run takes a few ms to fold.
     const int n = static_cast<int>(w) + 1;
     static std::vector<int32_t> pre, dec, cnt;
     static std::vector<uint8_t> preempt;
-    pre.assign(static_cast<size_t>(n), 0);
-    dec.assign(static_cast<size_t>(n), 0);
-    cnt.assign(static_cast<size_t>(n), 0);
-    preempt.assign(static_cast<size_t>(n), 0);
-    for (size_t i = i0; i < i1; ++i) {
+    static const RunSlot* key_run = nullptr;
+    static double key_t0 = 0, key_t1 = 0;
+    static size_t key_steps = 0;
+    const bool fresh = key_run == &run && key_t0 == t.t0 && key_t1 == t.t1 && key_steps == st.size() &&
+                       pre.size() == static_cast<size_t>(n);
+    key_run = &run, key_t0 = t.t0, key_t1 = t.t1, key_steps = st.size();
+    if (!fresh) {
+      pre.assign(static_cast<size_t>(n), 0);
+      dec.assign(static_cast<size_t>(n), 0);
+      cnt.assign(static_cast<size_t>(n), 0);
+      preempt.assign(static_cast<size_t>(n), 0);
+    }
+    for (size_t i = fresh ? i1 : i0; i < i1; ++i) {
       const StepRow& s = st[i];
       const int c = std::clamp(static_cast<int>((s.start - t.t0) * px_per_s), 0, n - 1);
       pre[static_cast<size_t>(c)] = std::max(pre[static_cast<size_t>(c)], s.prefill_tokens);

@@ -27,10 +27,15 @@ App::App(AppOptions opt) : opt_(std::move(opt)) {
   }
   for (const std::string& e : errors_) std::fprintf(stderr, "twinfer-viz: error: %s\n", e.c_str());
   for (const std::string& w : warnings_) std::fprintf(stderr, "twinfer-viz: warning: %s\n", w.c_str());
+  view_ = opt_.view;
   view_.panel = opt_.panel_given ? opt_.panel : opt_.live ? Panel::live : Panel::timeline;
   view_.panel_forced = true;
   forced_ = view_.panel;
   view_.compare_b = runs_.size() > 1 ? 1 : 0;
+  if (opt_.select_id >= 0 && !runs_.empty()) {
+    view_.selected = runs_.front()->data.row_of(opt_.select_id);
+    if (view_.selected < 0) std::fprintf(stderr, "twinfer-viz: --select %lld: no such request\n", opt_.select_id);
+  }
 }
 
 double App::total_load_s() const {

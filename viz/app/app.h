@@ -19,6 +19,8 @@ struct AppOptions {
   bool panel_given = false;  // --panel
   Panel panel = Panel::timeline;
   bool fixed_dt = false;     // screenshots: the live simulation advances 1/60 s per frame
+  ViewOptions view;          // initial view (--time, --at); panel fields are set from the above
+  long long select_id = -1;  // --select: request id to select in the first run
 };
 
 class App {

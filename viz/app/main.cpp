@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ const char* kUsage =
     "  --screenshot FILE    render headless (use xvfb-run), write a PNG and exit\n"
     "  --frames N           frames to render before the screenshot (default 8)\n"
     "  --size WxH           window size (default 1600x1000)\n"
+    "  --time T0:T1         initial timeline range, seconds on the run's clock\n"
+    "  --at T               initial KV block map time (default: peak KV usage)\n"
+    "  --select ID          select a request (its row, blocks and block table)\n"
     "  --min-content F      screenshot/check fails when under this fraction of pixels differs\n"
     "                       from the background (default 0.02)\n"
     "  --stats              print load time and frame times on exit\n"
@@ -56,6 +60,8 @@ struct Cli {
   std::vector<std::string> live_flags;
   bool panel_given = false;
   Panel panel = Panel::timeline;
+  double t0 = 0, t1 = 0, at = std::numeric_limits<double>::infinity();
+  long long select = -1;
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -76,7 +82,7 @@ Cli parse(int argc, char** argv) {
       return argv[++i];
     };
     if (c.live && a != "--screenshot" && a != "--frames" && a != "--size" && a != "--panel" && a != "--stats" &&
-        a != "--min-content") {
+        a != "--min-content" && a != "--time" && a != "--at" && a != "--select") {
       c.live_flags.push_back(a);  // everything else after --live belongs to the run config
       continue;
     }
@@ -93,6 +99,14 @@ Cli parse(int argc, char** argv) {
     } else if (a == "--expect") {
       if (!parse_size(value(), c.expect_w, c.expect_h)) usage_error("--expect expects WxH");
     } else if (a == "--min-content") c.min_content = std::atof(value().c_str());
+    else if (a == "--time") {
+      if (std::sscanf(value().c_str(), "%lf:%lf", &c.t0, &c.t1) != 2 || !(c.t1 > c.t0))
+        usage_error("--time expects T0:T1 with T0 < T1, e.g. 18:20");
+    } else if (a == "--select") {
+      if (std::sscanf(value().c_str(), "%lld", &c.select) != 1) usage_error("--select expects a request id");
+    } else if (a == "--at") {
+      if (std::sscanf(value().c_str(), "%lf", &c.at) != 1) usage_error("--at expects a time in seconds");
+    }
     else if (a == "--stats") c.stats = true;
     else if (a == "--live") c.live = true;
     else if (a == "--panel") {
@@ -174,6 +188,10 @@ int run_app(const Cli& c) {
   opt.panel_given = c.panel_given;
   opt.panel = c.panel;
   opt.fixed_dt = !c.screenshot.empty();
+  opt.view.timeline.t0 = c.t0;
+  opt.view.timeline.t1 = c.t1;
+  opt.view.kv.t = c.at;
+  opt.select_id = c.select;
   const auto t_load = std::chrono::steady_clock::now();
   App app(opt);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();

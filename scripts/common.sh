@@ -6,7 +6,10 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 
 # Debian packages the build and tests need (-dev packages only; the CUDA toolkit is optional).
 TWINFER_PACKAGES=(cmake g++ ninja-build catch2 libbenchmark-dev libboost-program-options-dev
-  liblua5.4-dev libeigen3-dev)
+  liblua5.4-dev libeigen3-dev zlib1g-dev pkg-config
+  # twinfer-viz: Dear ImGui (with its GLFW and OpenGL3 backends), GLFW, OpenGL; Xvfb and Mesa's
+  # software renderer for the headless screenshot test.
+  libimgui-dev libglfw3-dev libgl-dev xvfb xauth libgl1-mesa-dri)
 
 install_missing() {
   local missing=()

@@ -21,11 +21,9 @@ KvReplay::KvReplay(const RunData& d, size_t budget_bytes, size_t min_interval) :
   const size_t max_ck = std::max<size_t>(1, budget_bytes / bytes);
   interval_ = std::max<size_t>({min_interval, (total + max_ck - 1) / max_ck, 1});
 
-  // One pass: checkpoint, apply, and compare with steps.csv. The engine measures a step's row
-  // after scheduling and commit but before finished requests release their blocks, and those
-  // releases carry the same step number (stamped at the step's end). So row k is compared just
-  // before the first event of a later step, or the first `free` of step k stamped after its
-  // start, whichever comes first.
+  // One pass: checkpoint, apply, and compare with steps.csv. A step's row reports the blocks
+  // after the step, once finished requests have released theirs (docs/trace-format.md), so
+  // row k is compared just before the first event of a later step.
   size_t step_row = 0;
   auto compare = [&](const StepRow& s) {
     const KvCounts c = counts();
@@ -39,8 +37,7 @@ KvReplay::KvReplay(const RunData& d, size_t budget_bytes, size_t min_interval) :
   auto check_before = [&](const KvEvent* e) {
     for (; step_row < d.steps.size(); ++step_row) {
       const StepRow& s = d.steps[step_row];
-      const bool passed = !e || s.step < e->step ||
-                          (s.step == e->step && e->type == KvEventType::free && e->time > s.start);
+      const bool passed = !e || s.step < e->step;
       if (!passed) break;
       compare(s);
     }

@@ -81,7 +81,7 @@ void LiveSim::schedule_if_idle() {
   // The body of run_engine's loop (core/driver.cpp), split so the UI can stop between events.
   while (!done_ && !busy_ && engine_->has_work()) {
     const double t = clock_.now();
-    inflight_ = engine_->schedule(t);
+    engine_->schedule(t, inflight_);
     if (inflight_.plan.empty()) {
       engine_->commit(inflight_, StepResult{}, t);
       // Only failing requests make an empty plan; anything else would spin (as run_engine).

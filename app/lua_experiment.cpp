@@ -207,7 +207,11 @@ ExperimentResult Experiment::run() {
   sb_.load_file(opt_.script);
   status = sb_.call(0, 0);
   std::string error;
-  if (status != LUA_OK) error = sb_.pop_error(status);
+  if (status != LUA_OK) {
+    error = sb_.pop_error(status);
+    // Messages raised in Lua start with "script:line:"; budget messages name no file.
+    if (error.rfind(opt_.script, 0) != 0) error = opt_.script + ": " + error;
+  }
   // Results of the runs that finished are kept even when the script failed later on.
   if (!res_.results.as_array().empty()) write_file("results.json", res_.results.dump(2) + "\n", "exp");
   if (!error.empty()) throw ConfigError(error);

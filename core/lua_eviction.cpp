@@ -20,17 +20,21 @@ namespace {
 using lua_policy::bad_result;
 using lua_policy::Script;
 
-void fill_block(lua_State* L, BlockId b, uint64_t access_count, double last_access) {
+// Fills the table at absolute index `view`; `keys` is the absolute index of the keys table.
+void fill_block(lua_State* L, int view, int keys, BlockId b, uint64_t access_count, double last_access) {
+  lua_rawgeti(L, keys, lua_policy::kId);
   lua_pushinteger(L, b);
-  lua_setfield(L, -2, "id");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, lua_policy::kAccessCount);
   lua_pushinteger(L, static_cast<lua_Integer>(access_count));
-  lua_setfield(L, -2, "access_count");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, lua_policy::kLastAccess);
   lua_pushnumber(L, last_access);
-  lua_setfield(L, -2, "last_access");
+  lua_rawset(L, view);
 }
 
 struct BlockKeyCall {
-  int fn_ref = -1, view_ref = -1;
+  int fn_ref = -1, view_ref = -1, keys_ref = -1;
   BlockId block = 0;
   uint64_t access_count = 0;
   double last_access = 0, result = 0;
@@ -40,7 +44,9 @@ int call_block_key(lua_State* L) {
   auto* c = static_cast<BlockKeyCall*>(lua_touserdata(L, 1));
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->view_ref);
-  fill_block(L, c->block, c->access_count, c->last_access);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->keys_ref);
+  fill_block(L, lua_gettop(L) - 1, lua_gettop(L), c->block, c->access_count, c->last_access);
+  lua_pop(L, 1);  // keys
   lua_call(L, 1, 1);
   if (lua_type(L, -1) != LUA_TNUMBER)
     return bad_result(L, c->fn_ref, "key", lua_type_phrase(L, -1), "a number (smallest is evicted first)");
@@ -55,7 +61,7 @@ struct Member {
 };
 
 struct EvictCall {
-  int fn_ref = -1, list_ref = -1, pool_ref = -1;
+  int fn_ref = -1, list_ref = -1, pool_ref = -1, keys_ref = -1;
   const BlockId* ids = nullptr;     // the candidate set, [n]
   const Member* members = nullptr;  // indexed by block id
   const uint32_t* pos = nullptr;    // indexed by block id: position in ids + 1, 0 = absent
@@ -71,6 +77,8 @@ int call_evict(lua_State* L) {
   const int list = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->pool_ref);
   const int pool = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->keys_ref);
+  const int keys = lua_gettop(L);
   for (size_t i = 1; i <= c->n; ++i) {
     const auto k = static_cast<lua_Integer>(i);
     if (lua_rawgeti(L, pool, k) == LUA_TNIL) {
@@ -81,7 +89,7 @@ int call_evict(lua_State* L) {
     }
     const BlockId b = c->ids[i - 1];
     const Member& m = c->members[static_cast<size_t>(b)];
-    fill_block(L, b, m.access_count, m.last_access);
+    fill_block(L, lua_gettop(L), keys, b, m.access_count, m.last_access);
     lua_rawseti(L, list, k);
   }
   for (size_t i = c->n + 1; i <= c->listed; ++i) {
@@ -89,7 +97,7 @@ int call_evict(lua_State* L) {
     lua_rawseti(L, list, static_cast<lua_Integer>(i));
   }
   c->listed = c->n;
-  lua_pop(L, 1);  // pool
+  lua_pop(L, 2);  // keys, pool
   lua_call(L, 1, 1);
   int isint = 0;
   const lua_Integer b = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
@@ -110,6 +118,7 @@ class LuaEviction final : public EvictionPolicy {
     evict_.fn_ref = s_.function_ref("evict", "evict(candidates) -> block id");
     if (key_.fn_ref < 0 && evict_.fn_ref < 0)
       s_.missing("key", "key(block) -> number (smallest evicted first) or evict(candidates) -> block id");
+    key_.keys_ref = evict_.keys_ref = s_.keys_ref();
     if (key_.fn_ref >= 0) {
       key_.view_ref = s_.new_table_ref();
     } else {

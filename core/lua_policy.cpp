@@ -40,6 +40,20 @@ int make_table_ref(lua_State* L) {
   return 0;
 }
 
+constexpr const char* kFieldNames[kNumFields] = {
+    "id", "arrival", "waiting", "prompt_len", "generated", "output_len", "max_tokens",
+    "priority", "prefix_hit_blocks", "num_preemptions", "num_blocks", "access_count", "last_access"};
+
+int make_keys(lua_State* L) {
+  lua_createtable(L, kNumFields, 0);
+  for (int i = 0; i < kNumFields; ++i) {
+    lua_pushstring(L, kFieldNames[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  *static_cast<int*>(lua_touserdata(L, 1)) = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
 int keep_table(lua_State* L) {
   // Argument 2: the chunk's result.
   *static_cast<int*>(lua_touserdata(L, 1)) = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -66,7 +80,9 @@ Script::Script(const std::string& file, const char* kind, const LuaLimits& limit
                           "return { key = function(req, now) return req.arrival end }",
                       2);
   }
-  const int st = sb_.protected_call(keep_table, &table_ref_, 1, 0);
+  int st = sb_.protected_call(keep_table, &table_ref_, 1, 0);
+  if (st != LUA_OK) fail(st);
+  st = sb_.protected_call(make_keys, &keys_ref_, 0, 0);
   if (st != LUA_OK) fail(st);
 }
 
@@ -111,30 +127,41 @@ int Script::new_table_ref() {
   return ref;
 }
 
-void fill_request(lua_State* L, const RequestView& v) {
+void fill_request(lua_State* L, int view, int keys, const RequestView& v) {
+  lua_rawgeti(L, keys, kId);
   lua_pushinteger(L, static_cast<lua_Integer>(v.id));
-  lua_setfield(L, -2, "id");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kArrival);
   lua_pushnumber(L, v.arrival_s);
-  lua_setfield(L, -2, "arrival");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kWaiting);
   lua_pushnumber(L, v.waiting_s);
-  lua_setfield(L, -2, "waiting");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kPromptLen);
   lua_pushinteger(L, v.prompt_len);
-  lua_setfield(L, -2, "prompt_len");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kGenerated);
   lua_pushinteger(L, v.generated);
-  lua_setfield(L, -2, "generated");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kOutputLen);
   if (v.output_len >= 0) lua_pushinteger(L, v.output_len);
   else lua_pushnil(L);
-  lua_setfield(L, -2, "output_len");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kMaxTokens);
   lua_pushinteger(L, v.max_tokens);
-  lua_setfield(L, -2, "max_tokens");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kPriority);
   lua_pushinteger(L, v.priority);
-  lua_setfield(L, -2, "priority");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kPrefixHitBlocks);
   lua_pushinteger(L, v.prefix_hit_blocks);
-  lua_setfield(L, -2, "prefix_hit_blocks");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kNumPreemptions);
   lua_pushinteger(L, v.num_preemptions);
-  lua_setfield(L, -2, "num_preemptions");
+  lua_rawset(L, view);
+  lua_rawgeti(L, keys, kNumBlocks);
   lua_pushinteger(L, v.num_blocks);
-  lua_setfield(L, -2, "num_blocks");
+  lua_rawset(L, view);
 }
 
 int bad_result(lua_State* L, int fn_ref, const char* fn, const char* got, const char* expected) {
@@ -156,7 +183,7 @@ using lua_policy::Script;
 // ---- queue order -------------------------------------------------------------------------
 
 struct KeyCall {
-  int fn_ref = -1, view_ref = -1;
+  int fn_ref = -1, view_ref = -1, keys_ref = -1;
   const RequestView* view = nullptr;
   double now = 0, result = 0;
 };
@@ -165,7 +192,9 @@ int call_key(lua_State* L) {
   auto* c = static_cast<KeyCall*>(lua_touserdata(L, 1));
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->view_ref);
-  fill_request(L, *c->view);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->keys_ref);
+  fill_request(L, lua_gettop(L) - 1, lua_gettop(L), *c->view);
+  lua_pop(L, 1);  // keys
   lua_pushnumber(L, c->now);
   lua_call(L, 2, 1);
   if (lua_type(L, -1) != LUA_TNUMBER)
@@ -183,6 +212,7 @@ class LuaQueue final : public QueuePolicy {
     call_.fn_ref = s_.function_ref("key", sig);
     if (call_.fn_ref < 0) s_.missing("key", sig);
     call_.view_ref = s_.new_table_ref();
+    call_.keys_ref = s_.keys_ref();
     time_dependent_ = s_.flag("time_dependent", false);
     needs_prefix_hits_ = s_.flag("needs_prefix_hits", false);
   }
@@ -206,7 +236,7 @@ class LuaQueue final : public QueuePolicy {
 // ---- preemption victim -------------------------------------------------------------------
 
 struct ChooseCall {
-  int fn_ref = -1, list_ref = -1, pool_ref = -1;
+  int fn_ref = -1, list_ref = -1, pool_ref = -1, keys_ref = -1;
   const RequestView* views = nullptr;
   size_t n = 0;
   size_t listed = 0;  // entries the list table held after the previous call
@@ -221,6 +251,8 @@ int call_choose(lua_State* L) {
   const int list = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->pool_ref);
   const int pool = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->keys_ref);
+  const int keys = lua_gettop(L);
   // The pool keeps one view table per position across calls; the list points at the first n.
   for (size_t i = 1; i <= c->n; ++i) {
     const auto k = static_cast<lua_Integer>(i);
@@ -230,7 +262,7 @@ int call_choose(lua_State* L) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, pool, k);
     }
-    fill_request(L, c->views[i - 1]);
+    fill_request(L, lua_gettop(L), keys, c->views[i - 1]);
     lua_rawseti(L, list, k);
   }
   for (size_t i = c->n + 1; i <= c->listed; ++i) {
@@ -238,7 +270,7 @@ int call_choose(lua_State* L) {
     lua_rawseti(L, list, static_cast<lua_Integer>(i));
   }
   c->listed = c->n;
-  lua_pop(L, 1);  // pool
+  lua_pop(L, 2);  // keys, pool
   lua_pushnumber(L, c->now);
   lua_call(L, 2, 1);
   int isint = 0;
@@ -262,6 +294,7 @@ class LuaVictim final : public VictimPolicy {
     if (call_.fn_ref < 0) s_.missing("choose", sig);
     call_.list_ref = s_.new_table_ref();
     call_.pool_ref = s_.new_table_ref();
+    call_.keys_ref = s_.keys_ref();
   }
   std::string name() const override { return "lua:" + s_.file(); }
   size_t choose(std::span<const RequestView> running, double now) override {

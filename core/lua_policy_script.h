@@ -28,6 +28,8 @@ class Script {
   bool flag(const char* name, bool def);
   // A fresh table kept in the registry for reuse across calls (views, lists).
   int new_table_ref();
+  // Registry reference of the interned field names of views (see Field).
+  int keys_ref() const { return keys_ref_; }
   // Throws ConfigError for a failed protected call: "<kind> lua:FILE: <message + traceback>".
   [[noreturn]] void fail(int status);
   // A missing required function.
@@ -38,11 +40,24 @@ class Script {
   std::string file_;
   std::string kind_;
   int table_ref_ = -1;
+  int keys_ref_ = -1;
 };
 
-// Fills the table on top of the stack with a request view (raises only on memory errors, so
-// call it inside a protected function). output_len is nil when the workload does not know it.
-void fill_request(lua_State* L, const RequestView& v);
+// Field names of the view tables, by position in the keys table. Setting fields through keys
+// pushed from that table skips interning the name on every call (lua_setfield hashes and
+// compares the C string each time; that was 40% of a FCFS key() call).
+enum Field : int {
+  kId = 1, kArrival, kWaiting, kPromptLen, kGenerated, kOutputLen, kMaxTokens, kPriority,
+  kPrefixHitBlocks, kNumPreemptions, kNumBlocks,  // request views
+  kAccessCount, kLastAccess,                      // block views (and kId)
+  kNumFields = kLastAccess
+};
+
+
+// Fills the table at absolute index `view` with a request view (raises only on memory errors,
+// so call it inside a protected function). output_len is nil when the workload does not know
+// it. `keys` is the absolute index of the keys table.
+void fill_request(lua_State* L, int view, int keys, const RequestView& v);
 
 // Raises "FILE:LINE: fn() returned <got>; expected <expected>" where FILE:LINE is the
 // definition of the function in registry slot fn_ref.

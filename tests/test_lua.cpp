@@ -351,3 +351,33 @@ TEST_CASE("experiment API: bad configs and file names fail with the script line"
   CHECK_THAT(fails("while true do end"), Catch::Contains("bad.lua:1:") && Catch::Contains("instruction budget"));
   CHECK(!fs::exists(dir / "escape.txt"));
 }
+
+TEST_CASE("example policies: fair share puts a light tenant ahead of a flood; SJF ages", "[lua]") {
+  auto fair = make_lua_queue_policy(repo("scripts/lua/fair_share.lua"));
+  RequestView r;
+  r.prompt_len = 1000;
+  r.output_len = 1000;
+  // Tenant 0 floods 50 requests at t=0; tenant 1 sends one at t=0.1.
+  double last_flood = 0;
+  for (int i = 0; i < 50; ++i) {
+    r.id = i;
+    last_flood = fair->key(r, 0.0);
+  }
+  r.id = 100;
+  r.priority = 1;
+  r.arrival_s = 0.1;
+  const double light = fair->key(r, 0.1);
+  CHECK(light < last_flood);
+  CHECK(fair->key(r, 5.0) == light);  // a preempted request keeps its stamp
+
+  auto sjf = make_lua_queue_policy(repo("scripts/lua/sjf_aging.lua"));
+  CHECK(sjf->time_dependent());
+  RequestView longr, shortr;
+  longr.prompt_len = 2000;
+  longr.max_tokens = 1000;
+  shortr.prompt_len = 100;
+  shortr.max_tokens = 100;
+  shortr.arrival_s = 20.0;
+  CHECK(sjf->key(shortr, 20.0) < sjf->key(longr, 5.0));
+  CHECK(sjf->key(longr, 20.0) < sjf->key(shortr, 20.0));  // 20 s of waiting forgave 4,000 tokens
+}

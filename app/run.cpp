@@ -59,6 +59,41 @@ void materialize_prompt_tokens(std::vector<RequestSpec>& reqs, int64_t vocab, ui
   }
 }
 
+EngineOptions make_engine_options(const RunConfig& cfg, const ModelSpec& model,
+                                  const MemoryPlan& mp, bool kv_events) {
+  EngineOptions eo;
+  eo.sched.max_num_seqs = cfg.engine.max_num_seqs;
+  eo.sched.max_num_batched_tokens = mp.max_num_batched_tokens;
+  eo.sched.max_model_len = mp.max_model_len;
+  eo.sched.chunked_prefill = cfg.engine.enable_chunked_prefill;
+  eo.sched.swap_preemption = cfg.engine.preemption_mode == "swap";
+  eo.sched.static_batching = cfg.engine.batching == "static";
+  eo.sched.prefix_caching = cfg.engine.enable_prefix_caching;
+  eo.sched.watermark_blocks = static_cast<int32_t>(0.01 * mp.num_gpu_blocks);
+  eo.blocks.num_gpu_blocks = mp.num_gpu_blocks;
+  eo.blocks.num_cpu_blocks = mp.num_cpu_blocks;
+  eo.blocks.block_size = cfg.engine.block_size;
+  eo.blocks.enable_prefix_caching = cfg.engine.enable_prefix_caching;
+  eo.seed = cfg.seed;
+  eo.record_kv_events = kv_events;
+  eo.eos_ids = model.eos_token_ids;
+  eo.vocab_size = model.vocab_size;
+  return eo;
+}
+
+std::unique_ptr<SimExecutor> make_sim_executor(const RunConfig& cfg, const ModelSpec& model,
+                                               const HardwareSpec& hw, const MemoryPlan& mp) {
+  CostParams params;
+  if (!cfg.hw_profile.empty()) {
+    Json prof = Json::parse_file(cfg.hw_profile);
+    params.apply_json(prof.get("params") ? *prof.get("params") : prof, cfg.hw_profile);
+  }
+  const DType wdt = parse_dtype(cfg.dtype).value_or(model.dtype);
+  return std::make_unique<SimExecutor>(CostModel(model, hw, params, wdt, mp.kv_dtype,
+                                                 cfg.engine.tensor_parallel_size,
+                                                 cfg.engine.enforce_eager));
+}
+
 RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
   cfg.validate();
   RunResult out;
@@ -85,15 +120,7 @@ RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
 
   std::unique_ptr<Executor> exec;
   if (cfg.backend == "sim") {
-    CostParams params;
-    if (!cfg.hw_profile.empty()) {
-      Json prof = Json::parse_file(cfg.hw_profile);
-      params.apply_json(prof.get("params") ? *prof.get("params") : prof, cfg.hw_profile);
-    }
-    const DType wdt = parse_dtype(cfg.dtype).value_or(model.dtype);
-    exec = std::make_unique<SimExecutor>(CostModel(model, hw, params, wdt, mp.kv_dtype,
-                                                   cfg.engine.tensor_parallel_size,
-                                                   cfg.engine.enforce_eager));
+    exec = make_sim_executor(cfg, model, hw, mp);
   } else {
     auto it = backends().find(cfg.backend);
     if (it == backends().end())
@@ -101,23 +128,7 @@ RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
     exec = it->second(cfg, model, mp);
   }
 
-  EngineOptions eo;
-  eo.sched.max_num_seqs = cfg.engine.max_num_seqs;
-  eo.sched.max_num_batched_tokens = mp.max_num_batched_tokens;
-  eo.sched.max_model_len = mp.max_model_len;
-  eo.sched.chunked_prefill = cfg.engine.enable_chunked_prefill;
-  eo.sched.swap_preemption = cfg.engine.preemption_mode == "swap";
-  eo.sched.static_batching = cfg.engine.batching == "static";
-  eo.sched.prefix_caching = cfg.engine.enable_prefix_caching;
-  eo.sched.watermark_blocks = static_cast<int32_t>(0.01 * mp.num_gpu_blocks);
-  eo.blocks.num_gpu_blocks = mp.num_gpu_blocks;
-  eo.blocks.num_cpu_blocks = mp.num_cpu_blocks;
-  eo.blocks.block_size = cfg.engine.block_size;
-  eo.blocks.enable_prefix_caching = cfg.engine.enable_prefix_caching;
-  eo.seed = cfg.seed;
-  eo.record_kv_events = opt.kv_events;
-  eo.eos_ids = model.eos_token_ids;
-  eo.vocab_size = model.vocab_size;
+  EngineOptions eo = make_engine_options(cfg, model, mp, opt.kv_events);
   Engine engine(eo, *exec, *queue, *victim, eviction.get());
 
   // Hardware runs replay arrivals in real time and measure steps; the simulator jumps.

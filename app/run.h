@@ -6,7 +6,10 @@
 #include <string>
 
 #include "core/config.h"
+#include "core/engine.h"
 #include "core/executor.h"
+#include "sim/cost_model.h"
+#include "sim/hardware.h"
 #include "core/memory_plan.h"
 #include "core/model_spec.h"
 #include "core/request.h"
@@ -39,6 +42,13 @@ void register_cpu_backend();  // app/backend_cpu.cpp
 // deterministic ids in [0, vocab): from the request's hash_ids where it has them (equal prefix
 // ids give equal tokens, so prefix caching behaves as the trace says), else from (seed, id).
 void materialize_prompt_tokens(std::vector<RequestSpec>& reqs, int64_t vocab, uint64_t seed);
+
+// The pieces run_config wires together, shared with the live simulator in twinfer-viz so a
+// live run and `twinfer run` can never read a knob differently.
+EngineOptions make_engine_options(const RunConfig& cfg, const ModelSpec& model,
+                                  const MemoryPlan& mp, bool kv_events);
+std::unique_ptr<SimExecutor> make_sim_executor(const RunConfig& cfg, const ModelSpec& model,
+                                               const HardwareSpec& hw, const MemoryPlan& mp);
 
 // Throws ConfigError for anything the user can fix.
 RunResult run_config(const RunConfig& cfg, const RunOptions& opt = {});

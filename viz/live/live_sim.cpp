@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "app/run.h"
 #include "core/memory_plan.h"
 #include "core/model_spec.h"
 #include "core/workload.h"
@@ -39,32 +40,8 @@ LiveSim::LiveSim(const RunConfig& cfg) : cfg_(cfg) {
   queue_ = make_queue_policy(cfg_.engine.scheduling_policy);
   victim_ = make_victim_policy(cfg_.engine.preemption_victim);
   eviction_ = make_eviction_policy(cfg_.engine.eviction_policy);
-  CostParams params;
-  if (!cfg_.hw_profile.empty()) {
-    Json prof = Json::parse_file(cfg_.hw_profile);
-    params.apply_json(prof.get("params") ? *prof.get("params") : prof, cfg_.hw_profile);
-  }
-  const DType wdt = parse_dtype(cfg_.dtype).value_or(model.dtype);
-  exec_ = std::make_unique<SimExecutor>(CostModel(model, hw, params, wdt, mp.kv_dtype,
-                                                  cfg_.engine.tensor_parallel_size,
-                                                  cfg_.engine.enforce_eager));
-  EngineOptions eo;
-  eo.sched.max_num_seqs = cfg_.engine.max_num_seqs;
-  eo.sched.max_num_batched_tokens = mp.max_num_batched_tokens;
-  eo.sched.max_model_len = mp.max_model_len;
-  eo.sched.chunked_prefill = cfg_.engine.enable_chunked_prefill;
-  eo.sched.swap_preemption = cfg_.engine.preemption_mode == "swap";
-  eo.sched.static_batching = cfg_.engine.batching == "static";
-  eo.sched.prefix_caching = cfg_.engine.enable_prefix_caching;
-  eo.sched.watermark_blocks = static_cast<int32_t>(0.01 * mp.num_gpu_blocks);
-  eo.blocks.num_gpu_blocks = mp.num_gpu_blocks;
-  eo.blocks.num_cpu_blocks = mp.num_cpu_blocks;
-  eo.blocks.block_size = cfg_.engine.block_size;
-  eo.blocks.enable_prefix_caching = cfg_.engine.enable_prefix_caching;
-  eo.seed = cfg_.seed;
-  eo.record_kv_events = true;
-  eo.eos_ids = model.eos_token_ids;
-  eo.vocab_size = model.vocab_size;
+  exec_ = make_sim_executor(cfg_, model, hw, mp);
+  EngineOptions eo = make_engine_options(cfg_, model, mp, /*kv_events=*/true);
   engine_ = std::make_unique<Engine>(eo, *exec_, *queue_, *victim_, eviction_.get());
   push_next_arrival();
   done_ = requests_.empty();

@@ -111,6 +111,22 @@ struct Located {
 
 }  // namespace
 
+void size_weight_buffers(ModelWeights& w) {
+  const ModelSpec& s = w.spec;
+  const int64_t H = s.hidden_size, V = s.vocab_size, I = s.intermediate_size;
+  const int64_t QD = s.q_dim(), KD = s.kv_dim();
+  w.embed.resize(static_cast<size_t>(V * H));
+  w.layers.resize(static_cast<size_t>(s.num_layers));
+  for (LayerWeights& L : w.layers) {
+    L.attn_norm.resize(static_cast<size_t>(H));
+    L.ffn_norm.resize(static_cast<size_t>(H));
+    L.wqkv.resize(static_cast<size_t>((QD + 2 * KD) * H));
+    L.wo.resize(static_cast<size_t>(H * QD));
+    L.w_gate_up.resize(static_cast<size_t>(2 * I * H));
+    L.w_down.resize(static_cast<size_t>(H * I));
+  }
+}
+
 ModelWeights load_safetensors_model(const std::string& dir) {
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(cfg_path))
@@ -204,18 +220,11 @@ ModelWeights load_safetensors_model(const std::string& dir) {
                          " x head_dim " + std::to_string(s.head_dim) + ", " + hs;
   const std::string is = "intermediate_size " + std::to_string(I) + ", " + hs;
 
-  w.embed.resize(static_cast<size_t>(V * H));
+  size_weight_buffers(w);
   take("model.embed_tokens.weight", {V, H}, vs, w.embed.data());
-  w.layers.resize(static_cast<size_t>(s.num_layers));
   for (int64_t l = 0; l < s.num_layers; ++l) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    L.attn_norm.resize(static_cast<size_t>(H));
-    L.ffn_norm.resize(static_cast<size_t>(H));
-    L.wqkv.resize(static_cast<size_t>((QD + 2 * KD) * H));
-    L.wo.resize(static_cast<size_t>(H * QD));
-    L.w_gate_up.resize(static_cast<size_t>(2 * I * H));
-    L.w_down.resize(static_cast<size_t>(H * I));
     take(p + "input_layernorm.weight", {H}, hs, L.attn_norm.data());
     take(p + "self_attn.q_proj.weight", {QD, H}, qs, L.wqkv.data());
     take(p + "self_attn.k_proj.weight", {KD, H}, ks, L.wqkv.data() + QD * H);

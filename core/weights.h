@@ -44,6 +44,9 @@ void check_supported(const ModelSpec& spec, const std::string& source);
 // RoPE inverse frequencies as Hugging Face computes them (fp32), with llama3 scaling if set.
 std::vector<float> rope_inv_freq(const ModelSpec& spec);
 
+// Sizes every buffer for w.spec (both loaders fill the same layout).
+void size_weight_buffers(ModelWeights& w);
+
 // A folder with config.json and model.safetensors (or model.safetensors.index.json and its
 // shards). Every tensor is checked against the config's shapes; errors name file and tensor.
 ModelWeights load_safetensors_model(const std::string& dir);

@@ -109,18 +109,11 @@ ModelWeights load_gguf_model(const std::string& path) {
   };
   const int64_t H = s.hidden_size, V = s.vocab_size, I = s.intermediate_size;
   const int64_t QD = s.q_dim(), KD = s.kv_dim();
-  w.embed.resize(static_cast<size_t>(V * H));
+  size_weight_buffers(w);
   take("token_embd.weight", {H, V}, w.embed.data());
-  w.layers.resize(static_cast<size_t>(s.num_layers));
   for (int64_t l = 0; l < s.num_layers; ++l) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
     const std::string p = "blk." + std::to_string(l) + ".";
-    L.attn_norm.resize(static_cast<size_t>(H));
-    L.ffn_norm.resize(static_cast<size_t>(H));
-    L.wqkv.resize(static_cast<size_t>((QD + 2 * KD) * H));
-    L.wo.resize(static_cast<size_t>(H * QD));
-    L.w_gate_up.resize(static_cast<size_t>(2 * I * H));
-    L.w_down.resize(static_cast<size_t>(H * I));
     take(p + "attn_norm.weight", {H}, L.attn_norm.data());
     take(p + "attn_q.weight", {H, QD}, L.wqkv.data(), s.num_heads);
     take(p + "attn_k.weight", {H, KD}, L.wqkv.data() + QD * H, s.num_kv_heads);

@@ -209,8 +209,7 @@ class LuaQueue final : public QueuePolicy {
   LuaQueue(const std::string& file, const LuaLimits& limits)
       : s_(file, "scheduling policy", limits) {
     const char* sig = "key(req, now) -> number";
-    call_.fn_ref = s_.function_ref("key", sig);
-    if (call_.fn_ref < 0) s_.missing("key", sig);
+    call_.fn_ref = s_.required_function_ref("key", sig);
     call_.view_ref = s_.new_table_ref();
     call_.keys_ref = s_.keys_ref();
     time_dependent_ = s_.flag("time_dependent", false);
@@ -290,8 +289,7 @@ class LuaVictim final : public VictimPolicy {
   LuaVictim(const std::string& file, const LuaLimits& limits)
       : s_(file, "preemption victim", limits) {
     const char* sig = "choose(running, now) -> index (1-based)";
-    call_.fn_ref = s_.function_ref("choose", sig);
-    if (call_.fn_ref < 0) s_.missing("choose", sig);
+    call_.fn_ref = s_.required_function_ref("choose", sig);
     call_.list_ref = s_.new_table_ref();
     call_.pool_ref = s_.new_table_ref();
     call_.keys_ref = s_.keys_ref();
@@ -343,8 +341,7 @@ class LuaBlockSize final : public BlockSizePolicy {
   LuaBlockSize(const std::string& file, const LuaLimits& limits)
       : s_(file, "block-size policy", limits) {
     const char* sig = "block_size(max_model_len, mean_prompt, mean_output) -> integer";
-    call_.fn_ref = s_.function_ref("block_size", sig);
-    if (call_.fn_ref < 0) s_.missing("block_size", sig);
+    call_.fn_ref = s_.required_function_ref("block_size", sig);
   }
   std::string name() const override { return "lua:" + s_.file(); }
   int32_t choose(int32_t max_model_len, double mean_prompt, double mean_output) override {
@@ -416,8 +413,7 @@ class LuaSpecTree final : public SpecTreePolicy {
   LuaSpecTree(const std::string& file, const LuaLimits& limits)
       : s_(file, "speculative tree policy", limits) {
     const char* sig = "tree(batch_size, acceptance_rate) -> {branching factor per depth}";
-    call_.fn_ref = s_.function_ref("tree", sig);
-    if (call_.fn_ref < 0) s_.missing("tree", sig);
+    call_.fn_ref = s_.required_function_ref("tree", sig);
   }
   std::string name() const override { return "lua:" + s_.file(); }
   std::vector<int> shape(int32_t batch_size, double acceptance_rate) override {

@@ -34,6 +34,12 @@ class Script {
   [[noreturn]] void fail(int status);
   // A missing required function.
   [[noreturn]] void missing(const char* name, const char* signature);
+  // function_ref for a function the policy cannot do without.
+  int required_function_ref(const char* name, const char* signature) {
+    const int ref = function_ref(name, signature);
+    if (ref < 0) missing(name, signature);
+    return ref;
+  }
 
  private:
   LuaSandbox sb_;

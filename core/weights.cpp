@@ -8,6 +8,9 @@
 #include <map>
 #include <numbers>
 #include <set>
+#include <thread>
+#include <atomic>
+#include <algorithm>
 
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -81,28 +84,24 @@ std::string shape_str(std::span<const int64_t> shape) {
   return s + "]";
 }
 
-// Converts one tensor to fp32 into dst after checking dtype and shape against the config.
-void load_tensor(const SafetensorsTensor& t, const std::string& file, std::vector<int64_t> expect,
-                 const std::string& why, float* dst) {
-  if (t.shape != expect)
-    throw ConfigError(file + ": tensor '" + t.name + "' has shape " + shape_str(t.shape) +
-                      ", expected " + shape_str(expect) + " (" + why + ")");
+}  // namespace
+
+void tensor_to_f32(const SafetensorsTensor& t, float* dst) {
   const size_t n = static_cast<size_t>(t.numel());
   const uint8_t* p = t.data.data();
   if (t.dtype == "F32") {
     std::memcpy(dst, p, n * 4);
-  } else if (t.dtype == "BF16" || t.dtype == "F16") {
+  } else {
     const bool bf = t.dtype == "BF16";
     for (size_t i = 0; i < n; ++i) {
       uint16_t h;
       std::memcpy(&h, p + 2 * i, 2);
       dst[i] = bf ? bf16_to_f32(h) : f16_to_f32(h);
     }
-  } else {
-    throw ConfigError(file + ": tensor '" + t.name + "' has dtype " + t.dtype +
-                      ", expected F32, F16 or BF16");
   }
 }
+
+namespace {
 
 struct Located {
   const SafetensorsTensor* tensor;
@@ -127,7 +126,8 @@ void size_weight_buffers(ModelWeights& w) {
   }
 }
 
-ModelWeights load_safetensors_model(const std::string& dir) {
+ModelSpec visit_safetensors_model(const std::string& dir, const SpecVisitor& on_spec,
+                                  const WeightVisitor& visit) {
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(cfg_path))
     throw ConfigError(dir + ": expected a Hugging Face model folder with config.json");
@@ -137,14 +137,13 @@ ModelWeights load_safetensors_model(const std::string& dir) {
   } catch (const JsonError& e) {
     throw ConfigError(e.what());
   }
-  ModelWeights w;
-  w.spec = ModelSpec::from_hf_config(cfg, cfg_path);
-  w.source = dir;
+  ModelSpec spec = ModelSpec::from_hf_config(cfg, cfg_path);
   if (const Json* act = cfg.get("hidden_act"); act != nullptr && act->is_string() &&
                                                act->as_string() != "silu")
     throw ConfigError(cfg_path + ": hidden_act '" + act->as_string() + "' unsupported, expected silu");
-  check_supported(w.spec, cfg_path);
-  const ModelSpec& s = w.spec;
+  check_supported(spec, cfg_path);
+  const ModelSpec& s = spec;
+  on_spec(spec);
 
   // Shards: the index's weight_map names the file of each tensor; otherwise one file.
   std::vector<std::string> files;
@@ -202,14 +201,23 @@ ModelWeights load_safetensors_model(const std::string& dir) {
 
   std::set<std::string> used;
   auto take = [&](const std::string& name, std::vector<int64_t> shape, const std::string& why,
-                  float* dst) {
+                  WeightRole role, int64_t layer, int64_t offset) {
     auto it = found.find(name);
     if (it == found.end())
       throw ConfigError(dir + ": missing tensor '" + name + "' with shape " + shape_str(shape) +
                         " (" + why + ")");
-    load_tensor(*it->second.tensor, *it->second.file, std::move(shape), why, dst);
+    const SafetensorsTensor& t = *it->second.tensor;
+    const std::string& file = *it->second.file;
+    if (t.shape != shape)
+      throw ConfigError(file + ": tensor '" + t.name + "' has shape " + shape_str(t.shape) +
+                        ", expected " + shape_str(shape) + " (" + why + ")");
+    if (t.dtype != "F32" && t.dtype != "BF16" && t.dtype != "F16")
+      throw ConfigError(file + ": tensor '" + t.name + "' has dtype " + t.dtype +
+                        ", expected F32, F16 or BF16");
+    visit(t, file, WeightDest{role, layer, offset});
     used.insert(name);
   };
+  using R = WeightRole;
   const int64_t H = s.hidden_size, V = s.vocab_size, I = s.intermediate_size;
   const int64_t QD = s.q_dim(), KD = s.kv_dim();
   const std::string hs = "hidden_size " + std::to_string(H);
@@ -220,32 +228,27 @@ ModelWeights load_safetensors_model(const std::string& dir) {
                          " x head_dim " + std::to_string(s.head_dim) + ", " + hs;
   const std::string is = "intermediate_size " + std::to_string(I) + ", " + hs;
 
-  size_weight_buffers(w);
-  take("model.embed_tokens.weight", {V, H}, vs, w.embed.data());
+  take("model.embed_tokens.weight", {V, H}, vs, R::embed, -1, 0);
   for (int64_t l = 0; l < s.num_layers; ++l) {
-    LayerWeights& L = w.layers[static_cast<size_t>(l)];
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    take(p + "input_layernorm.weight", {H}, hs, L.attn_norm.data());
-    take(p + "self_attn.q_proj.weight", {QD, H}, qs, L.wqkv.data());
-    take(p + "self_attn.k_proj.weight", {KD, H}, ks, L.wqkv.data() + QD * H);
-    take(p + "self_attn.v_proj.weight", {KD, H}, ks, L.wqkv.data() + (QD + KD) * H);
+    take(p + "input_layernorm.weight", {H}, hs, R::attn_norm, l, 0);
+    take(p + "self_attn.q_proj.weight", {QD, H}, qs, R::wqkv, l, 0);
+    take(p + "self_attn.k_proj.weight", {KD, H}, ks, R::wqkv, l, QD * H);
+    take(p + "self_attn.v_proj.weight", {KD, H}, ks, R::wqkv, l, (QD + KD) * H);
     if (s.qkv_bias) {
-      L.bqkv.resize(static_cast<size_t>(QD + 2 * KD));
-      take(p + "self_attn.q_proj.bias", {QD}, qs, L.bqkv.data());
-      take(p + "self_attn.k_proj.bias", {KD}, ks, L.bqkv.data() + QD);
-      take(p + "self_attn.v_proj.bias", {KD}, ks, L.bqkv.data() + QD + KD);
+      take(p + "self_attn.q_proj.bias", {QD}, qs, R::bqkv, l, 0);
+      take(p + "self_attn.k_proj.bias", {KD}, ks, R::bqkv, l, QD);
+      take(p + "self_attn.v_proj.bias", {KD}, ks, R::bqkv, l, QD + KD);
     }
-    take(p + "self_attn.o_proj.weight", {H, QD}, qs, L.wo.data());
-    take(p + "post_attention_layernorm.weight", {H}, hs, L.ffn_norm.data());
-    take(p + "mlp.gate_proj.weight", {I, H}, is, L.w_gate_up.data());
-    take(p + "mlp.up_proj.weight", {I, H}, is, L.w_gate_up.data() + I * H);
-    take(p + "mlp.down_proj.weight", {H, I}, is, L.w_down.data());
+    take(p + "self_attn.o_proj.weight", {H, QD}, qs, R::wo, l, 0);
+    take(p + "post_attention_layernorm.weight", {H}, hs, R::ffn_norm, l, 0);
+    take(p + "mlp.gate_proj.weight", {I, H}, is, R::w_gate_up, l, 0);
+    take(p + "mlp.up_proj.weight", {I, H}, is, R::w_gate_up, l, I * H);
+    take(p + "mlp.down_proj.weight", {H, I}, is, R::w_down, l, 0);
   }
-  w.final_norm.resize(static_cast<size_t>(H));
-  take("model.norm.weight", {H}, hs, w.final_norm.data());
+  take("model.norm.weight", {H}, hs, R::final_norm, -1, 0);
   if (!s.tie_word_embeddings) {
-    w.lm_head.resize(static_cast<size_t>(V * H));
-    take("lm_head.weight", {V, H}, vs + ", tie_word_embeddings false", w.lm_head.data());
+    take("lm_head.weight", {V, H}, vs + ", tie_word_embeddings false", R::lm_head, -1, 0);
   } else if (found.count("lm_head.weight")) {
     used.insert("lm_head.weight");  // tied: transformers ignores a stored copy too
   }
@@ -256,7 +259,44 @@ ModelWeights load_safetensors_model(const std::string& dir) {
     throw ConfigError(*loc.file + ": unexpected tensor '" + name + "' for architecture " +
                       s.architecture + " with " + std::to_string(s.num_layers) + " layers");
   }
-  w.rope_inv_freq = rope_inv_freq(s);
+  return spec;
+}
+
+ModelWeights load_safetensors_model(const std::string& dir) {
+  ModelWeights w;
+  w.source = dir;
+  auto on_spec = [&](const ModelSpec& spec) {
+    w.spec = spec;
+    size_weight_buffers(w);
+  };
+  visit_safetensors_model(dir, on_spec, [&](const SafetensorsTensor& t, const std::string&,
+                                            const WeightDest& d) {
+    float* base = nullptr;
+    LayerWeights* L = d.layer >= 0 ? &w.layers[static_cast<size_t>(d.layer)] : nullptr;
+    switch (d.role) {
+      case WeightRole::embed: base = w.embed.data(); break;
+      case WeightRole::attn_norm: base = L->attn_norm.data(); break;
+      case WeightRole::wqkv: base = L->wqkv.data(); break;
+      case WeightRole::bqkv:
+        L->bqkv.resize(static_cast<size_t>(w.spec.q_dim() + 2 * w.spec.kv_dim()));
+        base = L->bqkv.data();
+        break;
+      case WeightRole::wo: base = L->wo.data(); break;
+      case WeightRole::ffn_norm: base = L->ffn_norm.data(); break;
+      case WeightRole::w_gate_up: base = L->w_gate_up.data(); break;
+      case WeightRole::w_down: base = L->w_down.data(); break;
+      case WeightRole::final_norm:
+        w.final_norm.resize(static_cast<size_t>(w.spec.hidden_size));
+        base = w.final_norm.data();
+        break;
+      case WeightRole::lm_head:
+        w.lm_head.resize(static_cast<size_t>(w.spec.vocab_size * w.spec.hidden_size));
+        base = w.lm_head.data();
+        break;
+    }
+    tensor_to_f32(t, base + d.offset);
+  });
+  w.rope_inv_freq = rope_inv_freq(w.spec);
   return w;
 }
 
@@ -376,7 +416,10 @@ void write_random_checkpoint(const ModelSpec& spec, const std::string& dir, uint
   add("model.norm.weight", {H}, true);
   if (!spec.tie_word_embeddings) add("lm_head.weight", {V, H}, false);
 
-  Normal rng{seed};
+  // Each 1M-element chunk of each tensor draws from its own stream, so chunks fill in parallel
+  // (an 8B checkpoint is 8e9 draws) and the bytes still depend only on the seed.
+  constexpr int64_t kChunk = 1 << 20;
+  const unsigned threads = std::max(1u, std::min(32u, std::thread::hardware_concurrency()));
   write_safetensors_streamed(
       (fs::path(dir) / "model.safetensors").string(), tensors,
       [&](size_t i, std::vector<uint8_t>& buf) {
@@ -384,16 +427,28 @@ void write_random_checkpoint(const ModelSpec& spec, const std::string& dir, uint
         for (int64_t d : tensors[i].shape) n *= d;
         const size_t esize = dtype == DType::f32 ? 4 : 2;
         buf.resize(static_cast<size_t>(n) * esize);
-        for (int64_t k = 0; k < n; ++k) {
-          const float v = is_norm[i] ? 1.0f : static_cast<float>(0.02 * rng());
-          uint8_t* dst = buf.data() + static_cast<size_t>(k) * esize;
-          if (dtype == DType::f32) {
-            std::memcpy(dst, &v, 4);
-          } else {
-            uint16_t h = dtype == DType::bf16 ? f32_to_bf16(v) : f32_to_f16(v);
-            std::memcpy(dst, &h, 2);
+        const int64_t chunks = (n + kChunk - 1) / kChunk;
+        std::atomic<int64_t> next{0};
+        auto work = [&] {
+          for (int64_t c; (c = next.fetch_add(1)) < chunks;) {
+            Normal rng{seed ^ (0x9e3779b97f4a7c15ULL * (i + 1)) ^ (static_cast<uint64_t>(c) << 32)};
+            for (int64_t k = c * kChunk; k < std::min(n, (c + 1) * kChunk); ++k) {
+              const float v = is_norm[i] ? 1.0f : static_cast<float>(0.02 * rng());
+              uint8_t* dst = buf.data() + static_cast<size_t>(k) * esize;
+              if (dtype == DType::f32) {
+                std::memcpy(dst, &v, 4);
+              } else {
+                uint16_t h = dtype == DType::bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+                std::memcpy(dst, &h, 2);
+              }
+            }
           }
-        }
+        };
+        std::vector<std::thread> pool;
+        const unsigned nt = static_cast<unsigned>(std::min<int64_t>(threads, chunks));
+        for (unsigned t = 1; t < nt; ++t) pool.emplace_back(work);
+        work();
+        for (auto& th : pool) th.join();
       },
       {{"format", "pt"}});
 }

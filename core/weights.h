@@ -6,6 +6,7 @@
 // Q/K/V and gate/up are fused at load so one GEMM covers each group.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,28 @@ void size_weight_buffers(ModelWeights& w);
 ModelWeights load_safetensors_model(const std::string& dir);
 // A GGUF v3 file (llama / qwen2 architectures).
 ModelWeights load_gguf_model(const std::string& path);
+// Where a checkpoint tensor lands in the fused layout above: `offset` elements into the fused
+// tensor of `role` (layer -1 for model-level tensors). q/k/v rows go to wqkv, gate/up to
+// w_gate_up, exactly as LayerWeights describes.
+enum class WeightRole { embed, attn_norm, wqkv, bqkv, wo, ffn_norm, w_gate_up, w_down, final_norm, lm_head };
+struct WeightDest {
+  WeightRole role;
+  int64_t layer;
+  int64_t offset;
+};
+struct SafetensorsTensor;
+using SpecVisitor = std::function<void(const ModelSpec&)>;
+// Called once per tensor after its shape and dtype (F32, F16 or BF16) were checked.
+using WeightVisitor = std::function<void(const SafetensorsTensor&, const std::string& file,
+                                         const WeightDest&)>;
+// Walks a safetensors folder with all of load_safetensors_model's checks, without converting:
+// the CPU loader widens to fp32, the CUDA loader narrows to bf16 and uploads. `on_spec` runs
+// once, before the first tensor.
+ModelSpec visit_safetensors_model(const std::string& dir, const SpecVisitor& on_spec,
+                                  const WeightVisitor& visit);
+// Any F32/F16/BF16 tensor's elements as fp32.
+void tensor_to_f32(const SafetensorsTensor& t, float* dst);
+
 // Dispatches on the path: a *.gguf file, else a safetensors folder.
 ModelWeights load_model_weights(const std::string& path);
 

@@ -56,7 +56,7 @@ local cols = { "prefix_caching", "block_hit_rate", "token_hit_pct", "ttft_mean_m
 finish({
   id = "15", slug = "prefix_caching_mooncake", title = "Prefix caching on the Mooncake conversation trace",
   claim = "Prefix caching on a multi-turn conversation trace gives a high cache hit rate and cuts TTFT.",
-  setup = "First " .. base.max_requests .. " requests of the Mooncake conversation trace (" .. TRACE .. ") at its own timestamps x " .. base.time_scale .. ", " .. MODEL .. ", --max-model-len " .. base.max_model_len .. ", chunked prefill; --enable-prefix-caching off vs on. The trace README reports that about 37% of its block references repeat an earlier block, an upper bound for the hit rate.",
+  setup = "First " .. base.max_requests .. " requests of the Mooncake conversation trace (" .. TRACE:match("[^/]+$") .. ") at its own timestamps x " .. base.time_scale .. ", " .. MODEL .. ", --max-model-len " .. base.max_model_len .. ", chunked prefill; --enable-prefix-caching off vs on. The trace README reports that about 37% of its block references repeat an earlier block, an upper bound for the hit rate.",
   metrics = {
     { label = "prompt tokens served from the prefix cache", value = on.token_hit_pct, unit = "%", guide = "high hit rate (trace bound ~37% of blocks)", lo = 20, dir = "up" },
     { label = "mean TTFT change, caching vs not", value = pct(on.ttft_mean_ms, off.ttft_mean_ms), unit = "%", guide = "lower", hi = 0, dir = "down" },

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -76,9 +77,73 @@ struct Job {
   RunConfig cfg;
   std::string name;
   std::string out;  // relative to the output folder, as the script gave it
+  bool per_request = false;  // attach per-request columns to the result (not to results.json)
+  bool per_step = false;     // attach per-step columns likewise
   Json result;
   std::string error;
 };
+
+// Lifecycle times relative to arrival, ms; NaN (never reached) becomes -1 so Lua sees numbers.
+double ms_since(double t, double arrival) {
+  return std::isnan(t) || std::isnan(arrival) ? -1.0 : (t - arrival) * 1e3;
+}
+
+// Column arrays (one Lua list per field, same length) keep a 10^4-row run cheap to hand over.
+Json request_columns(const RunRecord& r) {
+  Json::Array id, prompt, output, prio, pre, hit, ttft, e2e, queue, arrival, done;
+  for (const RequestRecord& q : r.requests) {
+    id.emplace_back(static_cast<int64_t>(q.id));
+    prompt.emplace_back(q.prompt_len);
+    output.emplace_back(q.output_len);
+    prio.emplace_back(q.priority);
+    pre.emplace_back(q.num_preemptions);
+    hit.emplace_back(q.prefix_hit_tokens);
+    arrival.emplace_back(q.times.arrival);
+    ttft.emplace_back(ms_since(q.times.first_token, q.times.arrival));
+    e2e.emplace_back(ms_since(q.times.finished, q.times.arrival));
+    queue.emplace_back(ms_since(q.times.first_scheduled, q.times.arrival));
+    done.emplace_back(q.status == SeqStatus::finished);
+  }
+  Json j = Json::object();
+  j["id"] = std::move(id);
+  j["prompt_len"] = std::move(prompt);
+  j["output_len"] = std::move(output);
+  j["priority"] = std::move(prio);
+  j["num_preemptions"] = std::move(pre);
+  j["prefix_hit_tokens"] = std::move(hit);
+  j["arrival_s"] = std::move(arrival);
+  j["ttft_ms"] = std::move(ttft);
+  j["e2e_ms"] = std::move(e2e);
+  j["queue_ms"] = std::move(queue);
+  j["finished"] = std::move(done);
+  return j;
+}
+
+Json step_columns(const RunRecord& r) {
+  Json::Array start, dur, pf, dec, running, waiting, swapped, used, pre;
+  for (const StepRecord& s : r.steps) {
+    start.emplace_back(s.start_s);
+    dur.emplace_back(s.duration_s);
+    pf.emplace_back(s.num_prefill_tokens);
+    dec.emplace_back(s.num_decode_tokens);
+    running.emplace_back(s.num_running);
+    waiting.emplace_back(s.num_waiting);
+    swapped.emplace_back(s.num_swapped);
+    used.emplace_back(s.kv_blocks_used);
+    pre.emplace_back(static_cast<int64_t>(s.preempted_end - s.preempted_begin));
+  }
+  Json j = Json::object();
+  j["start_s"] = std::move(start);
+  j["duration_s"] = std::move(dur);
+  j["prefill_tokens"] = std::move(pf);
+  j["decode_tokens"] = std::move(dec);
+  j["running"] = std::move(running);
+  j["waiting"] = std::move(waiting);
+  j["swapped"] = std::move(swapped);
+  j["kv_blocks_used"] = std::move(used);
+  j["preempted"] = std::move(pre);
+  return j;
+}
 
 class Experiment {
  public:
@@ -93,6 +158,7 @@ class Experiment {
   // The primitives behind twinfer.*; each returns its result count or -1 (message on the stack).
   int run_many(lua_State* L);
   int config(lua_State* L);
+  int plan(lua_State* L);
   int write(lua_State* L);
   int write_json(lua_State* L);
 
@@ -179,6 +245,9 @@ int setup(lua_State* L) {
   lua_setfield(L, t, "log");
   set_closure(L, ex, "write", trampoline<&Experiment::write>);
   set_closure(L, ex, "write_json", trampoline<&Experiment::write_json>);
+  set_closure(L, ex, "plan", trampoline<&Experiment::plan>);
+  // twinfer.run_all({cfg, ...} [, {threads = N}]): heterogeneous configs, run like a sweep.
+  set_closure(L, ex, "run_all", trampoline<&Experiment::run_many>);
   lua_createtable(L, 0, static_cast<int>(o.args.size()));  // args
   for (const auto& kv : o.args) {
     lua_pushlstring(L, kv.second.data(), kv.second.size());
@@ -223,7 +292,10 @@ Job Experiment::make_job(const Json& j, const std::string& where) const {
   Job job;
   Json knobs = Json::object();
   for (const auto& [k, v] : j.as_object()) {
-    if (k == "name" || k == "out") {
+    if (k == "per_request" || k == "per_step") {
+      if (!v.is_bool()) throw ConfigError(where + ": '" + k + "' must be a boolean", 2);
+      (k == "per_request" ? job.per_request : job.per_step) = v.as_bool();
+    } else if (k == "name" || k == "out") {
       if (!v.is_string()) throw ConfigError(where + ": '" + k + "' must be a string", 2);
       (k == "name" ? job.name : job.out) = v.as_string();
     } else {
@@ -243,6 +315,11 @@ void Experiment::run_job(Job& job, size_t index, size_t total, bool progress) {
     RunResult r = run_config(job.cfg, ro);
     job.result = r.summary.to_json();
     job.result["config"] = run_config_to_flat(job.cfg);
+    job.result["memory"] = r.memory.to_json();
+    if (const Json* res = r.config.get("resolved"))
+      if (const Json* m = res->get("model")) job.result["model"] = *m;
+    if (job.per_request) job.result["per_request"] = request_columns(r.record);
+    if (job.per_step) job.result["per_step"] = step_columns(r.record);
     if (!job.name.empty()) job.result["name"] = job.name;
     if (!job.out.empty()) job.result["out"] = job.out;
     if (!opt_.quiet) {
@@ -309,7 +386,11 @@ int Experiment::run_many(lua_State* L) {
     execute(jobs, threads);
     Json out = Json::array();
     for (Job& j : jobs) {
-      res_.results.push_back(j.result);
+      // Per-request/step columns are for the script; results.json stays a small summary.
+      Json kept = j.result;
+      kept.as_object_mut().erase("per_request");
+      kept.as_object_mut().erase("per_step");
+      res_.results.push_back(std::move(kept));
       out.push_back(std::move(j.result));
     }
     return lua_push_json(L, out) == LUA_OK ? 1 : -1;
@@ -330,6 +411,28 @@ int Experiment::config(lua_State* L) {
     if (!job.name.empty()) flat["name"] = job.name;
     if (!job.out.empty()) flat["out"] = job.out;
     return lua_push_json(L, flat) == LUA_OK ? 1 : -1;
+  } catch (const std::exception& e) {
+    lua_push_string_safe(L, e.what());
+    return -1;
+  }
+}
+
+// The memory plan a run config gets, without running it (model/hardware presets resolved).
+int Experiment::plan(lua_State* L) {
+  try {
+    Json j;
+    std::string err;
+    if (!lua_to_json(L, 1, j, err, "config")) throw ConfigError("twinfer.plan: " + err);
+    if (j.is_array() && j.as_array().empty()) j = Json::object();
+    const Job job = make_job(j, "twinfer.plan");
+    const ModelSpec model = resolve_model(job.cfg.model);
+    const HardwareSpec hw = resolve_hardware(job.cfg.hardware);
+    Json out = Json::object();
+    out["memory"] = plan_memory(model, hw.memory_bytes, job.cfg).to_json();
+    out["model"] = model.to_json();
+    out["hardware"] = hw.to_json();
+    out["config"] = run_config_to_flat(job.cfg);
+    return lua_push_json(L, out) == LUA_OK ? 1 : -1;
   } catch (const std::exception& e) {
     lua_push_string_safe(L, e.what());
     return -1;

@@ -120,36 +120,9 @@ void CpuExecutor::do_swaps_and_copies(const StepPlan& plan) {
   }
 }
 
-// Why `q` cannot run this step, or "" when it can.
 std::string CpuExecutor::check_seq(const ScheduledSeq& q, int32_t plan_block_size) const {
-  if (plan_block_size != block_size_)
-    return "plan block_size " + std::to_string(plan_block_size) +
-           " differs from the cpu executor's " + std::to_string(block_size_);
-  if (q.num_new_tokens <= 0 || q.context_before < 0)
-    return "num_new_tokens " + std::to_string(q.num_new_tokens) + " and context_before " +
-           std::to_string(q.context_before) + " must be positive and non-negative";
-  if (q.tokens == nullptr) return "no token ids (the cpu backend needs real prompts)";
-  if (static_cast<int64_t>(q.tokens->size()) < q.context_after())
-    return "has " + std::to_string(q.tokens->size()) + " token ids, step needs " +
-           std::to_string(q.context_after());
-  if (static_cast<int64_t>(q.block_table.size()) * block_size_ < q.context_after())
-    return "block table of " + std::to_string(q.block_table.size()) + " blocks cannot hold " +
-           std::to_string(q.context_after()) + " tokens";
-  for (BlockId b : q.block_table)
-    if (b < 0 || b >= num_gpu_blocks_)
-      return "block id " + std::to_string(b) + " out of range [0, " +
-             std::to_string(num_gpu_blocks_) + ")";
-  for (int32_t p = q.context_before; p < q.context_after(); ++p) {
-    const int32_t t = (*q.tokens)[static_cast<size_t>(p)];
-    if (t < 0 || t >= w_.spec.vocab_size)
-      return "token id " + std::to_string(t) + " at position " + std::to_string(p) +
-             " is outside the vocabulary [0, " + std::to_string(w_.spec.vocab_size) + ")";
-  }
-  if (q.samples) {
-    if (q.sampling == nullptr) return "no sampling parameters";
-    if (auto err = validate_sampling(*q.sampling, w_.spec.vocab_size)) return *err;
-  }
-  return "";
+  return check_scheduled_seq(q, plan_block_size, block_size_, num_gpu_blocks_, w_.spec.vocab_size,
+                             "cpu executor");
 }
 
 StepResult CpuExecutor::execute(const StepPlan& plan) {

@@ -58,6 +58,12 @@ struct StepResult {
   std::vector<std::pair<RequestId, std::string>> failed;
 };
 
+// Why `q` cannot run on a real backend this step ("" when it can): token ids present and in the
+// vocabulary, block table covering the context with ids in [0, num_gpu_blocks), sampling
+// parameters valid. `who` names the backend in messages.
+std::string check_scheduled_seq(const ScheduledSeq& q, int32_t plan_block_size, int32_t block_size,
+                                int32_t num_gpu_blocks, int64_t vocab, const char* who);
+
 class Executor {
  public:
   virtual ~Executor() = default;

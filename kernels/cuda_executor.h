@@ -1,0 +1,117 @@
+// The GPU backend: the Llama-family forward pass with real kernels over the engine's paged KV
+// cache (same block tables as the CPU reference), cuBLAS GEMMs, CUDA graphs for decode steps
+// and sampling on the GPU. Nothing here schedules: the engine hands it StepPlans.
+//
+// Start-up is three phases so the KV pool can be sized from measured memory as vLLM does:
+// construct (weights + activation buffers for the largest step), profile() (a dummy forward of
+// the largest step: what is in use afterwards is everything but the pool), then
+// allocate_kv() with the planned block counts, which also captures the decode graphs.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/executor.h"
+#include "kernels/device_model.h"
+#include "kernels/ops.h"
+#include "kernels/sampler.h"
+
+namespace twinfer::cuda {
+
+struct CudaExecutorOptions {
+  int32_t block_size = 16;
+  int32_t max_num_seqs = 256;
+  int32_t max_num_batched_tokens = 8192;  // the largest step's token count
+  int32_t max_model_len = 8192;
+  KvDtype kv_dtype = KvDtype::bf16;
+  bool enforce_eager = false;
+  // Decode batch sizes captured as graphs; empty: vLLM's list (1, 2, 4, 8..256 by 8, then by 16
+  // up to 512), cut at max_num_seqs. A decode step pads up to the next captured size.
+  std::vector<int32_t> cudagraph_sizes;
+  uint64_t run_seed = 0;
+  // Tests: keep every sampled row's raw logits (before penalties/temperature) for last_logits().
+  bool keep_logits = false;
+};
+
+struct StepStats {  // counters for `twinfer bench` and calibration
+  int64_t graph_steps = 0, eager_steps = 0, padded_rows = 0;
+};
+
+class CudaExecutor final : public Executor {
+ public:
+  CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt);
+  ~CudaExecutor() override;
+  CudaExecutor(const CudaExecutor&) = delete;
+  CudaExecutor& operator=(const CudaExecutor&) = delete;
+
+  // Runs one forward of the largest step against a scratch pool and returns the device bytes in
+  // use afterwards (weights, activations, workspaces, CUDA context): the reserve the pool
+  // planner subtracts.
+  size_t profile();
+  // Allocates the pool (num_gpu_blocks on the device, num_cpu_blocks pinned on the host for
+  // swapping) and captures the decode graphs unless enforce_eager.
+  void allocate_kv(int32_t num_gpu_blocks, int32_t num_cpu_blocks);
+
+  std::string backend() const override { return "cuda"; }
+  bool real_tokens() const override { return true; }
+  StepResult execute(const StepPlan& plan) override;
+
+  const DeviceModel& model() const { return m_; }
+  const CudaExecutorOptions& options() const { return opt_; }
+  const StepStats& stats() const { return stats_; }
+  size_t kv_bytes() const { return kv_bytes_; }
+  const std::vector<int32_t>& graph_sizes() const { return graph_sizes_; }
+  double graph_capture_s() const { return capture_s_; }
+  // Raw logits of `id` from the last step in which it sampled (keep_logits only); else empty.
+  std::vector<float> last_logits(RequestId id) const;
+
+ private:
+  struct Meta;   // device + pinned mirror of one step's index arrays
+  struct Graph;  // one captured decode batch size
+  DeviceModel m_;
+  CudaExecutorOptions opt_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<Gemm> gemm_;
+  std::unique_ptr<GpuSampler> sampler_;
+  std::unique_ptr<Meta> meta_;
+  std::vector<Graph> graphs_;
+  std::vector<int32_t> graph_sizes_;
+  double capture_s_ = 0;
+  StepStats stats_;
+
+  int32_t max_tokens_ = 0, max_blocks_per_seq_ = 0;
+  // Activations, [max_tokens_, width] bf16 unless noted.
+  bf16 *x_ = nullptr, *h_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *o_ = nullptr,
+       *gu_ = nullptr, *act_ = nullptr, *fin_ = nullptr;  // fin_: [max_num_seqs, hidden]
+  float* logits_ = nullptr;                              // [max_num_seqs, vocab]
+  float* kept_logits_ = nullptr;                         // keep_logits: same shape
+  void* attn_ws_ = nullptr;
+  std::vector<void*> allocations_;
+
+  // Pool: [layers][K, V][num_blocks][block_size * kv_dim] of bf16 or fp8.
+  void* kv_ = nullptr;
+  void* kv_host_ = nullptr;  // pinned swap pool, same layout with num_cpu_blocks
+  float* kv_scales_ = nullptr;  // [layers][2]
+  int32_t num_gpu_blocks_ = 0, num_cpu_blocks_ = 0;
+  size_t block_bytes_ = 0, kv_bytes_ = 0;
+  std::vector<PagedKV> layer_kv_;
+
+  // Per step (reused).
+  std::vector<uint8_t> ok_;
+  std::vector<size_t> order_;        // plan indices in row order: single-token rows first
+  std::vector<SampleRow> rows_;
+  std::vector<size_t> row_plan_;     // sampled row -> plan index
+  std::vector<int32_t> sampled_;
+  std::vector<RequestId> logit_ids_;
+
+  void* alloc(size_t bytes);
+  void set_layer_kv(void* base, int32_t num_blocks);
+  // The forward over the step whose index arrays are in meta_: T rows, the first D single-token
+  // decode rows, then S multi-token sequences; R rows to sample (indices in meta_). Launch only.
+  void forward(int T, int D, int S, int max_q_len, int max_context, int R);
+  void capture_graphs();
+  void do_swaps_and_copies(const StepPlan& plan);
+};
+
+}  // namespace twinfer::cuda

@@ -102,7 +102,7 @@ class CudaExecutor final : public Executor {
   std::vector<size_t> order_;        // plan indices in row order: single-token rows first
   std::vector<SampleRow> rows_;
   std::vector<size_t> row_plan_;     // sampled row -> plan index
-  std::vector<int32_t> sampled_;
+  std::vector<int32_t> sampled_, by_plan_;
   std::vector<RequestId> logit_ids_;
 
   void* alloc(size_t bytes);

@@ -8,7 +8,7 @@
 namespace twinfer {
 
 void register_cpu_backend() {
-  register_backend("cpu", [](const RunConfig& cfg, const ModelSpec&, const MemoryPlan& plan) {
+  register_backend("cpu", [](const RunConfig& cfg, const ModelSpec&, MemoryPlan& plan) {
     ModelWeights w = load_model_weights(cfg.model);
     return std::unique_ptr<Executor>(std::make_unique<CpuExecutor>(
         std::move(w), plan.num_gpu_blocks, plan.num_cpu_blocks, plan.block_size, cfg.seed));

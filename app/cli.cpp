@@ -42,6 +42,9 @@ int cli_main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   register_cpu_backend();
+#ifdef TWINFER_HAVE_CUDA
+  register_cuda_backend();
+#endif
   const std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   try {

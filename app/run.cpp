@@ -108,8 +108,6 @@ RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
     eff.engine.num_gpu_blocks_override = static_cast<int32_t>((tokens + cfg.engine.block_size - 1) / cfg.engine.block_size);
   }
   out.memory = plan_memory(model, hw.memory_bytes, eff);
-  const MemoryPlan& mp = out.memory;
-  if (!opt.quiet) std::fprintf(stderr, "%s\n", mp.describe().c_str());
 
   std::vector<RequestSpec> requests = load_workload(cfg.workload, cfg.seed);
   if (cfg.backend != "sim") materialize_prompt_tokens(requests, model.vocab_size, cfg.seed);
@@ -120,13 +118,15 @@ RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
 
   std::unique_ptr<Executor> exec;
   if (cfg.backend == "sim") {
-    exec = make_sim_executor(cfg, model, hw, mp);
+    exec = make_sim_executor(cfg, model, hw, out.memory);
   } else {
     auto it = backends().find(cfg.backend);
     if (it == backends().end())
       throw ConfigError("--backend " + cfg.backend + " is not available in this build", 2);
-    exec = it->second(cfg, model, mp);
+    exec = it->second(cfg, model, out.memory);
   }
+  const MemoryPlan& mp = out.memory;
+  if (!opt.quiet) std::fprintf(stderr, "%s\n", mp.describe().c_str());
 
   EngineOptions eo = make_engine_options(cfg, model, mp, opt.kv_events);
   Engine engine(eo, *exec, *queue, *victim, eviction.get());
@@ -140,7 +140,14 @@ RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
   const bool tty = opt.progress && isatty(STDERR_FILENO);
   if (tty) dopt.progress = print_progress;
   const auto t0 = std::chrono::steady_clock::now();
-  run_engine(engine, requests, *clock, dopt);
+  // A device failure mid-run (CUDA error) ends the run, but what finished is still written.
+  std::string aborted;
+  try {
+    run_engine(engine, requests, *clock, dopt);
+  } catch (const std::exception& e) {
+    if (cfg.backend == "sim") throw;
+    aborted = e.what();
+  }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (tty) {
     print_progress(engine.num_done(), requests.size());
@@ -156,8 +163,15 @@ RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
   resolved["hardware"] = hw.to_json();
   resolved["memory"] = mp.to_json();
   out.config["resolved"] = resolved;
+  if (!aborted.empty()) out.config["aborted"] = aborted;
   if (opt.write_outputs && !cfg.out.empty())
     write_run_outputs(cfg.out, out.config, out.record, out.summary);
+  if (!aborted.empty())
+    throw ConfigError("run aborted on the " + cfg.backend + " backend after " +
+                          std::to_string(engine.num_done()) + " of " +
+                          std::to_string(requests.size()) + " requests: " + aborted +
+                          (cfg.out.empty() ? "" : " (outputs of what finished are in " + cfg.out + ")"),
+                      1);
   return out;
 }
 

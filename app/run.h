@@ -32,11 +32,13 @@ struct RunResult {
 };
 
 // Builds the executor a backend needs. Backends other than "sim" register themselves here
-// (the CPU reference and CUDA engine live in their own libraries).
+// (the CPU reference and CUDA engine live in their own libraries). `plan` arrives computed for
+// the configured hardware; a backend that measures its device (CUDA) replaces it.
 using ExecutorFactory = std::function<std::unique_ptr<Executor>(
-    const RunConfig& cfg, const ModelSpec& model, const MemoryPlan& plan)>;
+    const RunConfig& cfg, const ModelSpec& model, MemoryPlan& plan)>;
 void register_backend(const std::string& name, ExecutorFactory f);
-void register_cpu_backend();  // app/backend_cpu.cpp
+void register_cpu_backend();   // app/backend_cpu.cpp
+void register_cuda_backend();  // app/backend_cuda.cpp (builds with nvcc only)
 
 // Real backends need token ids; trace workloads carry only lengths. Fills prompt_tokens with
 // deterministic ids in [0, vocab): from the request's hash_ids where it has them (equal prefix

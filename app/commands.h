@@ -22,6 +22,7 @@ struct Command {
 const std::vector<Command>& commands();
 
 int cmd_run(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
 int cmd_exp(const std::vector<std::string>& args);
 int cmd_presets(const std::vector<std::string>& args);
 int cmd_generate(const std::vector<std::string>& args);

@@ -177,11 +177,9 @@ TEST_CASE("rope_kv_write rotates q/k and fills the paged cache", "[gpu][elementw
     std::vector<float> got, want;
     auto decode = [&](const std::vector<uint8_t>& b, size_t e, float scale) {
       if (fp8) return fp8_to_f32(b[e]) * scale;
-      uint16_t u;
-      std::memcpy(&u, &b[2 * e], 2);
-      bf16 h;
-      std::memcpy(&h, &u, 2);
-      return __bfloat162float(h);
+      __nv_bfloat16_raw r;
+      std::memcpy(&r.x, &b[2 * e], 2);
+      return __bfloat162float(bf16(r));
     };
     for (int t = 0; t < c.T; ++t) {
       if (slot[t] < 0) continue;

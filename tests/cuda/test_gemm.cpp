@@ -113,6 +113,8 @@ TEST_CASE("Gemm is capturable in a CUDA graph on its stream", "[gpu][gemm]") {
     DevBuf<bf16> ys(size_t(4) * 640), yl(size_t(96) * 640);
     ys.poison();
     yl.poison();
+    // The uploads and poisons ran on the legacy stream, which a non-blocking stream ignores.
+    TWINFER_CUDA_CHECK(cudaDeviceSynchronize());
     cudaGraph_t g = nullptr;
     cudaGraphExec_t ge = nullptr;
     TWINFER_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));

@@ -1,0 +1,134 @@
+// Device helpers shared by the paged attention kernels (decode, prefill, lab versions): loads of
+// KV vectors from bf16 or fp8 e4m3 storage into fp32 (fp8: value = stored * scale), the cache
+// addressing of a logical token through the block table, and warp reductions.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/ops.h"
+
+namespace twinfer::cuda::attn {
+
+using fp8 = __nv_fp8_e4m3;
+
+// Element offset of (token t of a sequence, kv head h, dim 0) in a pool laid out
+// [num_blocks, block_size, n_kv_heads, head_dim]; `table` is the sequence's block-table row.
+__device__ __forceinline__ int64_t kv_offset(const int32_t* table, int t, int block_size,
+                                             int n_kv_heads, int h, int head_dim) {
+  const int64_t block = table[t / block_size];
+  const int64_t slot = block * block_size + (t % block_size);
+  return (slot * n_kv_heads + h) * head_dim;
+}
+
+// Converts 8 bf16 packed in a uint4 to fp32.
+__device__ __forceinline__ void bf16x8_to_f32(const uint4& u, float* out) {
+  const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(p[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+// Converts 4 fp8 e4m3 packed in a uint32 to fp32 (unscaled), lowest byte first.
+__device__ __forceinline__ void fp8x4_to_f32(uint32_t w, float* out) {
+  const __nv_fp8x2_storage_t lo = static_cast<__nv_fp8x2_storage_t>(w & 0xFFFFu);
+  const __nv_fp8x2_storage_t hi = static_cast<__nv_fp8x2_storage_t>(w >> 16);
+  const __half2_raw a = __nv_cvt_fp8x2_to_halfraw2(lo, __NV_E4M3);
+  const __half2_raw b = __nv_cvt_fp8x2_to_halfraw2(hi, __NV_E4M3);
+  const float2 fa = __half22float2(__half2(a));
+  const float2 fb = __half22float2(__half2(b));
+  out[0] = fa.x;
+  out[1] = fa.y;
+  out[2] = fb.x;
+  out[3] = fb.y;
+}
+
+// One 16-byte vector of the cache: 8 bf16 or 16 fp8. VEC = elements per vector.
+template <class T>
+struct KvVec;
+template <>
+struct KvVec<bf16> {
+  static constexpr int VEC = 8;
+  // p must be 16-byte aligned (launchers check head_dim % 8 == 0 and the pool pointers).
+  __device__ __forceinline__ static uint4 load(const bf16* p) {
+    return __ldg(reinterpret_cast<const uint4*>(p));
+  }
+  __device__ __forceinline__ static void to_f32(const uint4& u, float* out) { bf16x8_to_f32(u, out); }
+};
+template <>
+struct KvVec<fp8> {
+  static constexpr int VEC = 16;
+  __device__ __forceinline__ static uint4 load(const fp8* p) {
+    return __ldg(reinterpret_cast<const uint4*>(p));
+  }
+  __device__ __forceinline__ static void to_f32(const uint4& u, float* out) {
+    fp8x4_to_f32(u.x, out);
+    fp8x4_to_f32(u.y, out + 4);
+    fp8x4_to_f32(u.z, out + 8);
+    fp8x4_to_f32(u.w, out + 12);
+  }
+};
+
+// Scalar element load as fp32 (unscaled), for the simple lab kernels.
+__device__ __forceinline__ float load_f32(const bf16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ float load_f32(const fp8* p) { return float(*p); }
+
+template <int WIDTH>
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = WIDTH / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+template <int WIDTH>
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = WIDTH / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// The KV scale to apply: 1 for bf16, *scale_ptr for fp8.
+__device__ __forceinline__ float kv_scale(const float* p, KvDtype dt) {
+  return dt == KvDtype::fp8_e4m3 ? __ldg(p) : 1.0f;
+}
+
+}  // namespace twinfer::cuda::attn
+
+namespace twinfer::cuda::attn {
+
+// Host-side checks shared by every attention launcher; throws CudaError naming `kernel`, the
+// field and the value. 16-byte vector loads of K/V need head_dim % 8 == 0 and aligned pools.
+inline void check_attention_args(const char* kernel, const void* q, int q_stride, int n_heads,
+                                 const PagedKV& kv, const void* out) {
+  auto fail = [&](const std::string& what) {
+    throw CudaError(std::string(kernel) + ": " + what);
+  };
+  if (!q || !out) fail("q and out must be non-null");
+  if (!kv.k || !kv.v) fail("kv.k and kv.v must be non-null");
+  if (kv.num_blocks <= 0) fail("kv.num_blocks = " + std::to_string(kv.num_blocks) + ", expected > 0");
+  if (kv.block_size <= 0)
+    fail("kv.block_size = " + std::to_string(kv.block_size) + ", expected > 0");
+  if (kv.n_kv_heads <= 0)
+    fail("kv.n_kv_heads = " + std::to_string(kv.n_kv_heads) + ", expected > 0");
+  if (kv.head_dim < 8 || kv.head_dim > 256 || kv.head_dim % 8 != 0)
+    fail("kv.head_dim = " + std::to_string(kv.head_dim) + ", expected a multiple of 8 in [8, 256]");
+  if (n_heads <= 0 || n_heads % kv.n_kv_heads != 0)
+    fail("n_heads = " + std::to_string(n_heads) + ", expected a positive multiple of kv.n_kv_heads = " +
+         std::to_string(kv.n_kv_heads));
+  if (q_stride < n_heads * kv.head_dim)
+    fail("q_stride = " + std::to_string(q_stride) + ", expected >= n_heads * head_dim = " +
+         std::to_string(n_heads * kv.head_dim));
+  if ((reinterpret_cast<uintptr_t>(kv.k) | reinterpret_cast<uintptr_t>(kv.v)) % 16 != 0)
+    fail("kv.k and kv.v must be 16-byte aligned");
+  if (kv.dtype != KvDtype::bf16 && kv.dtype != KvDtype::fp8_e4m3)
+    fail("kv.dtype = " + std::to_string(int(kv.dtype)) + " is not bf16 (0) or fp8_e4m3 (1)");
+  if (kv.dtype == KvDtype::fp8_e4m3 && (!kv.k_scale || !kv.v_scale))
+    fail("fp8 KV needs kv.k_scale and kv.v_scale (device floats)");
+}
+
+}  // namespace twinfer::cuda::attn

@@ -1,0 +1,316 @@
+// Paged decode attention, flash-decoding split-K.
+//
+// Kernel 1, grid (n_kv_heads * chunks, B, P), P = ceil(max_context / 512), 256 threads: one CTA
+// takes GM q heads of one GQA group (GM divides the group; chunks = group / GM, 1 for Llama) and
+// one partition of 512 keys, so each K/V vector is read once for all GM heads. A token's K row
+// of D elements is D / VEC 16-byte vectors (VEC = 8 bf16 or 16 fp8): LPT = D / VEC lanes share a
+// token, a warp covers 32 / LPT tokens per step, and each thread keeps 4 loads in flight.
+//   pass 1: logits q.k (scale and k_scale folded into q) into shared s_p[GM][512];
+//   pass 2: per head max and sum of exp over the partition (exact, no online rescaling);
+//   pass 3: acc[g][:] = sum_t p[g][t] v[t][:], reduced over lanes then warps into s_out.
+// A sequence of one partition writes the normalized output directly; otherwise the partition
+// writes (acc, max, sum) to the workspace and kernel 2, grid (n_heads, B), combines them with
+// weights exp(max_p - max). The grid depends only on host values (graph-capturable); CTAs past a
+// sequence's length exit at once. context_len 0 writes zeros (partition 0).
+#include <algorithm>
+
+#include "kernels/attention_common.cuh"
+#include "kernels/lab/attention_lab.h"
+
+namespace twinfer::cuda {
+namespace {
+
+using attn::fp8;
+using attn::KvVec;
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kUnroll = 4;
+constexpr int kP = kDecodePartition;
+
+// Workspace layout: acc [B, n_heads, P, D] floats, then (max, sum) [B, n_heads, P, 2] floats.
+struct Workspace {
+  float* acc;
+  float* ml;
+};
+
+template <class T, int D, int GM>
+__global__ __launch_bounds__(kThreads) void decode_split_kernel(
+    const bf16* __restrict__ q, int q_stride, const int32_t* __restrict__ context_lens,
+    const int32_t* __restrict__ block_tables, int mbps, const T* __restrict__ kc,
+    const T* __restrict__ vc, int block_size, int n_kv_heads, int group,
+    const float* k_scale_p, const float* v_scale_p, KvDtype dt, float scale, int max_context,
+    int num_parts, Workspace ws, bf16* __restrict__ out) {
+  constexpr int VEC = KvVec<T>::VEC;
+  constexpr int LPT = D / VEC;  // lanes per token
+  static_assert(D % VEC == 0 && LPT >= 1 && LPT <= 32 && 32 % LPT == 0, "unsupported head_dim");
+  constexpr int TPW = 32 / LPT;        // tokens per warp step
+  constexpr int TPS = TPW * kWarps;    // tokens per CTA step
+  __shared__ float s_p[GM][kP];        // logits, then probabilities (unnormalized)
+  __shared__ float s_out[GM][D];
+  __shared__ float s_m[GM], s_l[GM];
+
+  const int chunks = group / GM;
+  const int kvh = blockIdx.x / chunks;
+  const int h0 = kvh * group + (blockIdx.x % chunks) * GM;  // first q head of this CTA
+  const int n_heads = n_kv_heads * group;
+  const int b = blockIdx.y, part = blockIdx.z;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  // Clamped so lengths beyond the host bounds cannot read past the grid or the table row.
+  const int len = min(min(context_lens[b], max_context), mbps * block_size);
+  const int start = part * kP;
+  if (len <= 0) {
+    if (part == 0)
+      for (int i = tid; i < GM * D; i += kThreads)
+        out[(int64_t(b) * n_heads + h0) * D + i] = __float2bfloat16(0.f);
+    return;
+  }
+  if (start >= len) return;
+  const int n = min(kP, len - start);
+  const int l = lane % LPT, tw = lane / LPT;
+  const int32_t* table = block_tables + int64_t(b) * mbps;
+
+  const float qs = scale * attn::kv_scale(k_scale_p, dt);
+  float qf[GM][VEC];
+#pragma unroll
+  for (int g = 0; g < GM; ++g) {
+    const bf16* qr = q + int64_t(b) * q_stride + int64_t(h0 + g) * D + l * VEC;
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) qf[g][v] = __bfloat162float(qr[v]) * qs;
+  }
+  for (int i = tid; i < GM * D; i += kThreads) (&s_out[0][0])[i] = 0.f;
+
+  // Pass 1: logits. Token of (step base, unroll u) = base + u * TPS + warp * TPW + tw.
+  for (int base = 0; base < n; base += TPS * kUnroll) {
+    uint4 kv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int t = base + u * TPS + warp * TPW + tw;
+      kv[u] = t < n ? KvVec<T>::load(kc + attn::kv_offset(table, start + t, block_size,
+                                                           n_kv_heads, kvh, D) + l * VEC)
+                    : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int t = base + u * TPS + warp * TPW + tw;
+      float kf[VEC];
+      KvVec<T>::to_f32(kv[u], kf);
+#pragma unroll
+      for (int g = 0; g < GM; ++g) {
+        float dot = 0.f;
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) dot = fmaf(qf[g][v], kf[v], dot);
+        dot = attn::warp_sum<LPT>(dot);  // all lanes take part; xor < LPT stays in the token
+        if (l == 0 && t < n) s_p[g][t] = dot;
+      }
+    }
+  }
+  __syncthreads();
+
+  // Pass 2: one warp per head.
+  for (int g = warp; g < GM; g += kWarps) {
+    float m = -INFINITY;
+    for (int t = lane; t < n; t += 32) m = fmaxf(m, s_p[g][t]);
+    m = attn::warp_max<32>(m);
+    float sum = 0.f;
+    for (int t = lane; t < n; t += 32) {
+      const float e = __expf(s_p[g][t] - m);
+      s_p[g][t] = e;
+      sum += e;
+    }
+    sum = attn::warp_sum<32>(sum);
+    if (lane == 0) {
+      s_m[g] = m;
+      s_l[g] = sum;
+    }
+  }
+  __syncthreads();
+
+  // Pass 3: probability-weighted V.
+  float acc[GM][VEC];
+#pragma unroll
+  for (int g = 0; g < GM; ++g)
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) acc[g][v] = 0.f;
+  for (int base = 0; base < n; base += TPS * kUnroll) {
+    uint4 vv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int t = base + u * TPS + warp * TPW + tw;
+      vv[u] = t < n ? KvVec<T>::load(vc + attn::kv_offset(table, start + t, block_size,
+                                                           n_kv_heads, kvh, D) + l * VEC)
+                    : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int t = base + u * TPS + warp * TPW + tw;
+      if (t < n) {
+        float vf[VEC];
+        KvVec<T>::to_f32(vv[u], vf);
+#pragma unroll
+        for (int g = 0; g < GM; ++g) {
+          const float p = s_p[g][t];
+#pragma unroll
+          for (int v = 0; v < VEC; ++v) acc[g][v] = fmaf(p, vf[v], acc[g][v]);
+        }
+      }
+    }
+  }
+  // Lanes with the same l hold the same dims for different tokens: xor over offsets >= LPT.
+#pragma unroll
+  for (int g = 0; g < GM; ++g)
+#pragma unroll
+    for (int v = 0; v < VEC; ++v)
+#pragma unroll
+      for (int o = LPT; o < 32; o <<= 1) acc[g][v] += __shfl_xor_sync(0xffffffffu, acc[g][v], o);
+  if (tw == 0)
+#pragma unroll
+    for (int g = 0; g < GM; ++g)
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) atomicAdd(&s_out[g][l * VEC + v], acc[g][v]);
+  __syncthreads();
+
+  const float vs = attn::kv_scale(v_scale_p, dt);
+  const bool single = len <= kP;
+  for (int i = tid; i < GM * D; i += kThreads) {
+    const int g = i / D, d = i % D;
+    const float val = s_out[g][d] * vs;
+    const int64_t bh = int64_t(b) * n_heads + h0 + g;
+    if (single)
+      out[bh * D + d] = __float2bfloat16(val / s_l[g]);
+    else
+      ws.acc[(bh * num_parts + part) * D + d] = val;
+  }
+  if (!single && tid < GM) {
+    const int64_t bh = int64_t(b) * n_heads + h0 + tid;
+    ws.ml[(bh * num_parts + part) * 2] = s_m[tid];
+    ws.ml[(bh * num_parts + part) * 2 + 1] = s_l[tid];
+  }
+}
+
+// grid (n_heads, B), 128 threads, dynamic shared memory num_parts floats (partition weights).
+__global__ __launch_bounds__(128) void decode_reduce_kernel(
+    const int32_t* __restrict__ context_lens, int mbps, int block_size, int max_context, int D,
+    int num_parts, Workspace ws, bf16* __restrict__ out) {
+  extern __shared__ float s_w[];
+  const int h = blockIdx.x, b = blockIdx.y, n_heads = gridDim.x;
+  const int len = min(min(context_lens[b], max_context), mbps * block_size);
+  const int np = (len + kP - 1) / kP;
+  if (np <= 1) return;  // written by the split kernel
+  const int64_t bh = int64_t(b) * n_heads + h;
+  const float* ml = ws.ml + bh * num_parts * 2;
+  float m = -INFINITY;
+  for (int p = 0; p < np; ++p) m = fmaxf(m, ml[2 * p]);
+  float total = 0.f;
+  for (int p = 0; p < np; ++p) total += __expf(ml[2 * p] - m) * ml[2 * p + 1];
+  for (int p = threadIdx.x; p < np; p += blockDim.x) s_w[p] = __expf(ml[2 * p] - m) / total;
+  __syncthreads();
+  const float* acc = ws.acc + bh * num_parts * D;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.f;
+    for (int p = 0; p < np; ++p) o = fmaf(s_w[p], acc[int64_t(p) * D + d], o);
+    out[bh * D + d] = __float2bfloat16(o);
+  }
+}
+
+int num_partitions(int max_context) { return (std::max(max_context, 0) + kP - 1) / kP; }
+
+struct DecodeArgs {
+  const bf16* q;
+  int q_stride, B;
+  const int32_t* context_lens;
+  const int32_t* block_tables;
+  int mbps;
+  const PagedKV* kv;
+  int n_heads;
+  float scale;
+  int max_context, num_parts;
+  Workspace ws;
+  bf16* out;
+  cudaStream_t s;
+};
+
+template <class T, int D, int GM>
+void launch_split(const DecodeArgs& a) {
+  const int group = a.n_heads / a.kv->n_kv_heads;
+  const dim3 grid(a.kv->n_kv_heads * (group / GM), a.B, a.num_parts);
+  decode_split_kernel<T, D, GM><<<grid, kThreads, 0, a.s>>>(
+      a.q, a.q_stride, a.context_lens, a.block_tables, a.mbps, static_cast<const T*>(a.kv->k),
+      static_cast<const T*>(a.kv->v), a.kv->block_size, a.kv->n_kv_heads, group, a.kv->k_scale,
+      a.kv->v_scale, a.kv->dtype, a.scale, a.max_context, a.num_parts, a.ws, a.out);
+}
+
+// GM = the largest of {8, 4, 2, 1} dividing the group; fp8 (16 values per vector) stops at 4 to
+// keep q and acc (GM * VEC floats each) in registers.
+template <class T, int D>
+void launch_split_gm(const DecodeArgs& a) {
+  const int group = a.n_heads / a.kv->n_kv_heads;
+  constexpr bool fp8_kv = sizeof(T) == 1;
+  if (!fp8_kv && group % 8 == 0) {
+    if constexpr (!fp8_kv) launch_split<T, D, 8>(a);
+  } else if (group % 4 == 0) {
+    launch_split<T, D, 4>(a);
+  } else if (group % 2 == 0) {
+    launch_split<T, D, 2>(a);
+  } else {
+    launch_split<T, D, 1>(a);
+  }
+}
+
+template <class T>
+bool launch_split_d(const DecodeArgs& a) {
+  switch (a.kv->head_dim) {
+    case 16: launch_split_gm<T, 16>(a); return true;
+    case 32: launch_split_gm<T, 32>(a); return true;
+    case 64: launch_split_gm<T, 64>(a); return true;
+    case 128: launch_split_gm<T, 128>(a); return true;
+    case 256: launch_split_gm<T, 256>(a); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+size_t decode_attention_workspace_bytes(int B, int n_heads, int head_dim, int max_context) {
+  const size_t parts = size_t(num_partitions(max_context));
+  return size_t(std::max(B, 0)) * size_t(std::max(n_heads, 0)) * parts *
+         (size_t(std::max(head_dim, 0)) + 2) * sizeof(float);
+}
+
+void paged_decode_attention(const bf16* q, int q_stride, int B, const int32_t* context_lens,
+                            const int32_t* block_tables, int max_blocks_per_seq, PagedKV kv,
+                            int n_heads, float scale, int max_context, void* workspace,
+                            bf16* out, cudaStream_t s) {
+  const char* name = "paged_decode_attention";
+  auto fail = [&](const std::string& what) { throw CudaError(std::string(name) + ": " + what); };
+  attn::check_attention_args(name, q, q_stride, n_heads, kv, out);
+  if (B < 0 || B > 65535) fail("B = " + std::to_string(B) + ", expected 0..65535");
+  if (B == 0) return;
+  if (!context_lens || !block_tables) fail("context_lens and block_tables must be non-null");
+  if (max_context <= 0) fail("max_context = " + std::to_string(max_context) + ", expected > 0");
+  const int num_parts = num_partitions(max_context);
+  if (num_parts > 12 * 1024)  // reduce kernel keeps one float per partition in shared memory
+    fail("max_context = " + std::to_string(max_context) + ", expected <= " +
+         std::to_string(12 * 1024 * kP));
+  if (num_parts > 1 && !workspace)
+    fail("workspace is null; it needs decode_attention_workspace_bytes() bytes");
+  float* wsf = static_cast<float*>(workspace);
+  const size_t acc_floats = size_t(B) * n_heads * num_parts * kv.head_dim;
+  const DecodeArgs a{q, q_stride, B, context_lens, block_tables, max_blocks_per_seq, &kv,
+                     n_heads, scale, max_context, num_parts,
+                     Workspace{wsf, wsf ? wsf + acc_floats : nullptr}, out, s};
+  const bool tiled = kv.dtype == KvDtype::bf16 ? launch_split_d<bf16>(a) : launch_split_d<fp8>(a);
+  if (!tiled) {  // head_dim not a power of two: the generic per-head kernel
+    lab::paged_decode_attention_v1(q, q_stride, B, context_lens, block_tables, max_blocks_per_seq,
+                                   kv, n_heads, scale, max_context, out, s);
+    return;
+  }
+  check_launch("paged_decode_attention (split kernel)");
+  if (num_parts > 1) {
+    decode_reduce_kernel<<<dim3(n_heads, B), 128, num_parts * sizeof(float), s>>>(
+        context_lens, max_blocks_per_seq, kv.block_size, max_context, kv.head_dim, num_parts,
+        a.ws, out);
+    check_launch("paged_decode_attention (reduce kernel)");
+  }
+}
+
+}  // namespace twinfer::cuda

@@ -1,0 +1,17 @@
+// The small-T GEMM launchers: the kernel lab's v2 where its alignment assumptions hold, v1
+// (slow but shape-agnostic) otherwise. See kernels/lab/NOTES_gemm.md for the measurements.
+#include "kernels/lab/gemv_lab.h"
+
+namespace twinfer::cuda {
+
+void gemv_bf16(const bf16* x, int T, int in, const bf16* W, int out, bf16* y, cudaStream_t s) {
+  if (lab::gemv_v2_applicable(x, in, W)) lab::gemv_v2(x, T, in, W, out, y, s);
+  else lab::gemv_v1(x, T, in, W, out, y, s);
+}
+
+void gemv_f32(const bf16* x, int T, int in, const bf16* W, int out, float* y, cudaStream_t s) {
+  if (lab::gemv_v2_applicable(x, in, W)) lab::gemv_v2(x, T, in, W, out, y, s);
+  else lab::gemv_v1(x, T, in, W, out, y, s);
+}
+
+}  // namespace twinfer::cuda

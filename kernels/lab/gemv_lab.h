@@ -1,0 +1,28 @@
+// Kernel lab for the small-T GEMM path: y[T, out] = x[T, in] W^T, W [out, in] bf16 row-major,
+// fp32 accumulation. v1 is the simple reference version (any shape, any alignment); v2 is the
+// bandwidth-bound version the launcher uses. Both write bf16 or fp32 outputs.
+#pragma once
+#include "kernels/ops.h"
+
+namespace twinfer::cuda::lab {
+
+// v1: one warp per output row, scalar coalesced loads of W, one pass over W per input row.
+// Any T >= 0, in > 0, out > 0 and alignment.
+void gemv_v1(const bf16* x, int T, int in, const bf16* W, int out, bf16* y, cudaStream_t s);
+void gemv_v1(const bf16* x, int T, int in, const bf16* W, int out, float* y, cudaStream_t s);
+
+// v2: each warp owns R consecutive output rows (R = 1, 2 or 4, picked so the grid fills the
+// GPU) and streams them with 16-byte no-L1-allocate loads, 2 vectors per row in flight per
+// lane; x chunks come through L1 (they are reused by every warp); T is processed in chunks of
+// up to 8 rows, each a compile-time size so the accumulators stay in registers.
+// Needs in % 8 == 0 and x, W 16-byte aligned: v2_applicable() says whether it does.
+bool gemv_v2_applicable(const bf16* x, int in, const bf16* W);
+void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, bf16* y, cudaStream_t s);
+void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, float* y, cudaStream_t s);
+
+}  // namespace twinfer::cuda::lab
+
+namespace twinfer::cuda {
+// The fp32-output twin of gemv_bf16 (Gemm::run_f32 takes it for small T, e.g. lm_head logits).
+void gemv_f32(const bf16* x, int T, int in, const bf16* W, int out, float* y, cudaStream_t s);
+}  // namespace twinfer::cuda

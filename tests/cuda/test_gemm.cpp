@@ -1,0 +1,140 @@
+// GEMM / GEMV (kernels/gemm.cu, kernels/gemv.cu, kernels/lab/gemv_*.cu) against an fp64 CPU
+// reference on the same bf16 operands.
+#include "kernels/lab/gemv_lab.h"
+#include "tests/cuda/bf16_host.h"
+#include "tests/cuda/gpu_test.h"
+
+using namespace twinfer;
+using namespace twinfer::test;
+using twinfer::cuda::bf16;
+
+namespace {
+
+struct Problem {
+  int T, in, out;
+  std::vector<float> xf, wf, ref;  // x [T, in], W [out, in], ref [T, out]
+  DevBuf<bf16> x, W;
+  Problem(int T_, int in_, int out_, uint32_t seed)
+      : T(T_), in(in_), out(out_), x(size_t(T_) * in_), W(size_t(out_) * in_) {
+    x.upload(randn_bf16(x.n, 1.f, seed, &xf));
+    W.upload(randn_bf16(W.n, 0.05f, seed + 1, &wf));
+    ref.resize(size_t(T) * out);
+    for (int t = 0; t < T; ++t)
+      for (int o = 0; o < out; ++o) {
+        double acc = 0;
+        for (int k = 0; k < in; ++k) acc += double(xf[size_t(t) * in + k]) * wf[size_t(o) * in + k];
+        ref[size_t(t) * out + o] = float(acc);
+      }
+  }
+};
+
+// bf16 output: one rounding, rel_l2 ~ 2e-3 expected; 1e-2 allowed.
+constexpr double kTolBf16 = 1e-2;
+// fp32 output: only the fp32 accumulation order differs from fp64, ~1e-6 expected.
+constexpr double kTolF32 = 1e-4;
+
+}  // namespace
+
+TEST_CASE("gemv lab versions match fp64", "[gpu][gemm]") {
+  TWINFER_REQUIRE_GPU();
+  struct S { int T, in, out; };
+  for (const S s : {S{1, 4096, 512}, S{3, 200, 97}, S{8, 1024, 4500}, S{9, 4096, 9000},
+                    S{5, 13, 50}, S{1, 14336, 64}, S{2, 8, 1}}) {
+    INFO("T=" << s.T << " in=" << s.in << " out=" << s.out);
+    Problem p(s.T, s.in, s.out, 10);
+    DevBuf<bf16> y(size_t(s.T) * s.out);
+    DevBuf<float> yf(size_t(s.T) * s.out);
+    y.poison();
+    cuda::lab::gemv_v1(p.x.p, s.T, s.in, p.W.p, s.out, y.p, nullptr);
+    CHECK(rel_l2(to_f32(y.download()), p.ref) < kTolBf16);
+    yf.poison();
+    cuda::lab::gemv_v1(p.x.p, s.T, s.in, p.W.p, s.out, yf.p, nullptr);
+    CHECK(rel_l2(yf.download(), p.ref) < kTolF32);
+    if (cuda::lab::gemv_v2_applicable(p.x.p, s.in, p.W.p)) {
+      y.poison();
+      cuda::lab::gemv_v2(p.x.p, s.T, s.in, p.W.p, s.out, y.p, nullptr);
+      CHECK(rel_l2(to_f32(y.download()), p.ref) < kTolBf16);
+      yf.poison();
+      cuda::lab::gemv_v2(p.x.p, s.T, s.in, p.W.p, s.out, yf.p, nullptr);
+      CHECK(rel_l2(yf.download(), p.ref) < kTolF32);
+    } else {
+      CHECK(s.in % 8 != 0);  // every aligned test shape with in % 8 == 0 must take v2
+    }
+    y.poison();
+    cuda::gemv_bf16(p.x.p, s.T, s.in, p.W.p, s.out, y.p, nullptr);
+    CHECK(rel_l2(to_f32(y.download()), p.ref) < kTolBf16);
+  }
+}
+
+TEST_CASE("gemv falls back to v1 for unaligned operands", "[gpu][gemm]") {
+  TWINFER_REQUIRE_GPU();
+  Problem p(4, 64, 33, 20);
+  // x shifted by one element: still in % 8 == 0, but no longer 16-byte aligned.
+  DevBuf<bf16> xs(p.x.n + 1), y(size_t(4) * 33);
+  auto xh = p.x.download();
+  xh.insert(xh.begin(), __float2bfloat16(0.f));
+  xs.upload(xh);
+  REQUIRE_FALSE(cuda::lab::gemv_v2_applicable(xs.p + 1, 64, p.W.p));
+  y.poison();
+  cuda::gemv_bf16(xs.p + 1, 4, 64, p.W.p, 33, y.p, nullptr);
+  CHECK(rel_l2(to_f32(y.download()), p.ref) < kTolBf16);
+}
+
+TEST_CASE("Gemm::run and run_f32 on both paths", "[gpu][gemm]") {
+  TWINFER_REQUIRE_GPU();
+  cuda::Gemm gemm;
+  for (auto [in, out] : {std::pair{512, 384}, std::pair{200, 97}, std::pair{13, 50}}) {
+    for (int T : {1, 3, 8, 9, 64, 300}) {
+      Problem p(T, in, out, 30 + T);
+      DevBuf<bf16> y(size_t(T) * out);
+      DevBuf<float> yf(size_t(T) * out);
+      for (int max_rows : {8, 0, 512}) {  // default split, cuBLAS only, GEMV only
+        INFO("T=" << T << " in=" << in << " out=" << out << " gemv_max_rows=" << max_rows);
+        gemm.gemv_max_rows = max_rows;
+        y.poison();
+        gemm.run(p.x.p, T, in, p.W.p, out, y.p);
+        CHECK(rel_l2(to_f32(y.download()), p.ref) < kTolBf16);
+        yf.poison();
+        gemm.run_f32(p.x.p, T, in, p.W.p, out, yf.p);
+        CHECK(rel_l2(yf.download(), p.ref) < kTolF32);
+      }
+    }
+  }
+}
+
+TEST_CASE("Gemm is capturable in a CUDA graph on its stream", "[gpu][gemm]") {
+  TWINFER_REQUIRE_GPU();
+  cudaStream_t s = nullptr;
+  TWINFER_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  {
+    cuda::Gemm gemm;
+    gemm.set_stream(s);
+    Problem small(4, 1024, 640, 50), large(96, 1024, 640, 51);
+    DevBuf<bf16> ys(size_t(4) * 640), yl(size_t(96) * 640);
+    ys.poison();
+    yl.poison();
+    // The uploads and poisons ran on the legacy stream, which a non-blocking stream ignores.
+    TWINFER_CUDA_CHECK(cudaDeviceSynchronize());
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t ge = nullptr;
+    TWINFER_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    gemm.run(small.x.p, 4, 1024, small.W.p, 640, ys.p);
+    gemm.run(large.x.p, 96, 1024, large.W.p, 640, yl.p);
+    TWINFER_CUDA_CHECK(cudaStreamEndCapture(s, &g));
+    TWINFER_CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
+    TWINFER_CUDA_CHECK(cudaGraphLaunch(ge, s));
+    TWINFER_CUDA_CHECK(cudaStreamSynchronize(s));
+    CHECK(rel_l2(to_f32(ys.download()), small.ref) < kTolBf16);
+    CHECK(rel_l2(to_f32(yl.download()), large.ref) < kTolBf16);
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+  }
+  cudaStreamDestroy(s);
+}
+
+TEST_CASE("Gemm rejects bad shapes", "[gpu][gemm]") {
+  TWINFER_REQUIRE_GPU();
+  cuda::Gemm gemm;
+  REQUIRE_THROWS_AS(gemm.run(nullptr, 1, 0, nullptr, 4, nullptr), cuda::CudaError);
+  REQUIRE_THROWS_AS(gemm.run_f32(nullptr, -1, 4, nullptr, 4, nullptr), cuda::CudaError);
+}

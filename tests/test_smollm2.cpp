@@ -33,6 +33,15 @@ std::vector<int32_t> ids_of(const Json& arr) {
   return v;
 }
 
+std::string join(const std::vector<int32_t>& v) {
+  std::string s;
+  for (int32_t id : v) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(id);
+  }
+  return s;
+}
+
 // Greedy generation of one prompt through the engine, as `twinfer generate` runs it; returns
 // the generated ids (eos included when it ended the sequence).
 std::vector<int32_t> generate_greedy(CpuExecutor& exec, const std::vector<int32_t>& prompt,
@@ -106,11 +115,12 @@ TEST_CASE("SmolLM2-135M Q4_1 GGUF: tokenizer and greedy generation match the fix
     CHECK(got_prompt == want_prompt);
     CHECK(tok.decode(got_prompt) == prompt);
     const int32_t max_tokens = static_cast<int32_t>(c.get("max_tokens")->as_int());
-    const std::vector<int32_t> got = generate_greedy(exec, want_prompt, max_tokens, tok.eos_id(), vocab, kBlocks);
+    const std::vector<int32_t> got = generate_greedy(exec, got_prompt, max_tokens, tok.eos_id(), vocab, kBlocks);
     size_t same = 0;
     while (same < got.size() && same < want.size() && got[same] == want[same]) ++same;
-    std::printf("[smollm2] %zu/%zu greedy tokens match (%s): %s\n", same, want.size(),
-                source.c_str(), tok.decode(got).c_str());
+    std::printf("[smollm2] %zu/%zu greedy tokens match (%s): prompt [%s] ids [%s] text %s\n",
+                same, want.size(), source.c_str(), join(got_prompt).c_str(), join(got).c_str(),
+                tok.decode(got).c_str());
     INFO("generated: " << tok.decode(got));
     CHECK(same >= std::min(must, want.size()));
     if (must >= want.size()) CHECK(got.size() == want.size());

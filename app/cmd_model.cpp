@@ -4,12 +4,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "app/commands.h"
 #include "core/cpu_executor.h"
 #include "core/driver.h"
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/gguf.h"
 #include "core/sampling.h"
 #include "core/tokenizer.h"
 #include "core/weights.h"
@@ -45,12 +47,13 @@ int cmd_make_model(const std::vector<std::string>& args) {
 }
 
 int cmd_generate(const std::vector<std::string>& args) {
-  po::options_description d("twinfer generate --model DIR --prompt TEXT [sampling options]\n\nStreams tokens from a checkpoint folder with tokenizer.json, on the CPU reference.\n\nOptions");
+  po::options_description d("twinfer generate --model DIR --prompt TEXT [sampling options]\n\nStreams tokens from a checkpoint folder with tokenizer.json, or a .gguf file, on the CPU reference.\n\nOptions");
   SamplingParams sp;
   d.add_options()("help,h", "show this help")(
-      "model", po::value<std::string>()->required(), "safetensors folder (config.json, tokenizer.json) or .gguf with a tokenizer.json beside it")(
+      "model", po::value<std::string>()->required(), "safetensors folder (config.json, tokenizer.json) or .gguf (its own tokenizer)")(
       "prompt", po::value<std::string>()->required(), "prompt text")(
-      "tokenizer", po::value<std::string>(), "tokenizer.json path (default: beside the model)")(
+      "tokenizer", po::value<std::string>(), "tokenizer.json path (default: the .gguf's, or tokenizer.json in the folder)")(
+      "chat", po::bool_switch()->default_value(false), "wrap the prompt as one ChatML user turn")(
       "max-tokens", po::value<int32_t>(&sp.max_tokens)->default_value(64), "tokens to generate")(
       "min-tokens", po::value<int32_t>(&sp.min_tokens)->default_value(0), "tokens before eos may end generation")(
       "temperature", po::value<double>(&sp.temperature)->default_value(0.0), "0 = greedy")(
@@ -71,15 +74,33 @@ int cmd_generate(const std::vector<std::string>& args) {
   po::notify(vm);
   const std::string model_path = vm["model"].as<std::string>();
   namespace fs = std::filesystem;
+  const bool is_gguf = fs::path(model_path).extension() == ".gguf" && !fs::is_directory(model_path);
   const fs::path base = fs::is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
-  const std::string tok_path = vm.count("tokenizer") ? vm["tokenizer"].as<std::string>() : (base / "tokenizer.json").string();
-  if (!fs::exists(tok_path)) throw ConfigError(tok_path + ": no tokenizer.json (pass --tokenizer FILE)");
-  Tokenizer tok = Tokenizer::from_hf_file(tok_path);
+  // A .gguf carries its own tokenizer (tokenizer.ggml.*); --tokenizer overrides it.
+  std::optional<Tokenizer> tok_opt;
+  if (vm.count("tokenizer")) {
+    tok_opt = Tokenizer::from_hf_file(vm["tokenizer"].as<std::string>());
+  } else if (is_gguf) {
+    tok_opt = Tokenizer::from_gguf(GgufFile::open(model_path));
+  } else {
+    const std::string tok_path = (base / "tokenizer.json").string();
+    if (!fs::exists(tok_path)) throw ConfigError(tok_path + ": no tokenizer.json (pass --tokenizer FILE)");
+    tok_opt = Tokenizer::from_hf_file(tok_path);
+  }
+  const Tokenizer& tok = *tok_opt;
+  std::string prompt = vm["prompt"].as<std::string>();
+  if (vm["chat"].as<bool>()) {
+    // ChatML, the template of SmolLM2 and Qwen2 instruct models; a model without the markers
+    // would see them as plain text, so refuse instead.
+    if (!tok.token_id("<|im_start|>") || !tok.token_id("<|im_end|>"))
+      throw ConfigError("--chat: the tokenizer has no <|im_start|>/<|im_end|> tokens (ChatML only)", 2);
+    prompt = "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
+  }
   ModelWeights w = load_model_weights(model_path);
   if (auto err = validate_sampling(sp, w.spec.vocab_size)) throw ConfigError(*err, 2);
 
   RequestSpec r;
-  r.prompt_tokens = tok.encode(vm["prompt"].as<std::string>(), true);
+  r.prompt_tokens = tok.encode(prompt, true);
   r.prompt_len = static_cast<int32_t>(r.prompt_tokens.size());
   r.sampling = sp;
   const int32_t max_len = static_cast<int32_t>(std::max<int64_t>(w.spec.max_position_embeddings, r.prompt_len + sp.max_tokens + 1));

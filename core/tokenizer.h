@@ -19,6 +19,8 @@
 
 namespace twinfer {
 
+class GgufFile;
+
 // One stage of the pre-tokenizer split, applied to each piece left by the previous stage.
 enum class SplitRule : uint8_t {
   gpt2,               // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
@@ -45,6 +47,10 @@ class Tokenizer {
                               std::vector<int32_t> token_types, std::string pre_type,
                               int32_t bos_id = -1, int32_t eos_id = -1, bool add_bos = false,
                               const std::string& source = "<gguf>");
+  // from_vocab over a GGUF file's tokenizer.ggml.* keys (model must be "gpt2", i.e. byte-level
+  // BPE; tokens required, merges/token_type/pre/bos/eos/add_bos optional, pre "default" when
+  // absent). Errors name the file and key.
+  static Tokenizer from_gguf(const GgufFile& g);
 
   // add_special: wrap the ids as the tokenizer's post-processor says (tokenizer.json's
   // TemplateProcessing / RobertaProcessing, or bos when add_bos).

@@ -5,6 +5,7 @@
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -109,7 +110,8 @@ void print_table(const std::vector<MetricRow>& rows, const Summary& h, const Sum
     char err[32];
     if (std::isnan(e)) std::snprintf(err, sizeof err, "n/a");
     else std::snprintf(err, sizeof err, "%+.1f%%", 100.0 * e);
-    std::fprintf(f, "%-26s %14.2f %14.2f %10s\n", name.c_str(), r.hw, r.sim, err);
+    const int dec = std::strcmp(r.unit, "") == 0 || std::strcmp(r.unit, "blocks") == 0 ? 0 : 2;
+    std::fprintf(f, "%-26s %14.*f %14.*f %10s\n", name.c_str(), dec, r.hw, dec, r.sim, err);
   }
   std::fprintf(f, "%-26s %7lld/%-6lld %7lld/%-6lld\n", "finished/failed",
                static_cast<long long>(h.finished), static_cast<long long>(h.failed),

@@ -13,6 +13,7 @@
 #include "policies/registry.h"
 #include "sim/cost_model.h"
 #include "sim/hardware.h"
+#include "sim/profile.h"
 
 namespace twinfer {
 
@@ -84,10 +85,10 @@ EngineOptions make_engine_options(const RunConfig& cfg, const ModelSpec& model,
 std::unique_ptr<SimExecutor> make_sim_executor(const RunConfig& cfg, const ModelSpec& model,
                                                const HardwareSpec& hw, const MemoryPlan& mp) {
   CostParams params;
-  if (!cfg.hw_profile.empty()) {
-    Json prof = Json::parse_file(cfg.hw_profile);
-    params.apply_json(prof.get("params") ? *prof.get("params") : prof, cfg.hw_profile);
-  }
+  if (!cfg.hw_profile.empty())
+    params = load_compatible_profile(cfg.hw_profile, {ModelFingerprint::of(model), hw.name,
+                                                      "", twinfer_version()})
+                 .params;
   const DType wdt = parse_dtype(cfg.dtype).value_or(model.dtype);
   return std::make_unique<SimExecutor>(CostModel(model, hw, params, wdt, mp.kv_dtype,
                                                  cfg.engine.tensor_parallel_size,

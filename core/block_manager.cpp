@@ -161,11 +161,12 @@ void BlockManager::release_block(BlockId b) {
 }
 
 int32_t BlockManager::allocate(RequestId seq, int64_t total_tokens,
-                               std::span<const BlockHash> hashes) {
+                               std::span<const BlockHash> hashes, int32_t queried_blocks) {
   auto& table = tables_[seq];
   int32_t hit_tokens = 0;
+  if (table.empty() && cfg_.enable_prefix_caching)
+    prefix_queries_ += std::max<uint64_t>(hashes.size(), static_cast<uint64_t>(std::max(queried_blocks, 0)));
   if (table.empty() && cfg_.enable_prefix_caching && !hashes.empty()) {
-    prefix_queries_ += hashes.size();
     for (BlockHash h : hashes) {
       auto c = cache_.find(h);
       if (c == cache_.end()) break;

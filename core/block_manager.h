@@ -59,7 +59,11 @@ class BlockManager {
   // Grows the table; for an empty table first takes the cached blocks named by `hashes` (all
   // must be present: pass the span count_prefix_hits() measured). Returns the number of leading
   // tokens whose KV came from the cache. Must follow a successful can_allocate.
-  int32_t allocate(RequestId seq, int64_t total_tokens, std::span<const BlockHash> hashes = {});
+  // `queried_blocks`: how many full blocks the caller looked up to find `hashes` (the prompt's
+  // full blocks, of which `hashes` are the leading hits); counted as prefix-cache queries so the
+  // hit rate is hits / blocks looked up. -1: hashes.size() (the caller looked up only these).
+  int32_t allocate(RequestId seq, int64_t total_tokens, std::span<const BlockHash> hashes = {},
+                   int32_t queried_blocks = -1);
   // Registers full blocks [first, first + hashes.size()) of seq's table in the prefix cache
   // (block first+i gets hashes[i]) so later sequences can share them. Blocks already hashed, or
   // whose content another block already caches, are left as they are.

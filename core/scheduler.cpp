@@ -207,7 +207,9 @@ void Scheduler::schedule_waiting(ScheduleOutcome& out, double now) {
     const int32_t reserve = running_.empty() ? 0 : cfg_.watermark_blocks;
     std::span<const BlockHash> hit_hashes(s.block_hashes.data(), static_cast<size_t>(hits));
     if (!blocks_.can_allocate(s.spec.id, computed + n, hit_hashes, reserve)) break;
-    const int32_t got = blocks_.allocate(s.spec.id, computed + n, hit_hashes);
+    // Every full block of the sequence was looked up, not only the leading hits.
+    const int32_t got = blocks_.allocate(s.spec.id, computed + n, hit_hashes,
+                                         static_cast<int32_t>(s.block_hashes.size()));
     s.num_computed = got;
     if (s.prefix_hit_tokens < 0) s.prefix_hit_tokens = got;
     n = s.num_tokens - got;

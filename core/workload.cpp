@@ -32,7 +32,8 @@ constexpr int32_t kSyntheticBlockTokens = 16;
 constexpr std::string_view kAzureCols[3] = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"};
 constexpr const char* kAcceptedWorkloads =
     "expected a .csv trace (Azure form: TIMESTAMP,ContextTokens,GeneratedTokens), a .jsonl trace "
-    "(Mooncake form: timestamp, input_length, output_length, hash_ids) or 'synthetic'";
+    "(Mooncake form: timestamp, input_length, output_length, hash_ids), requests:PATH (a "
+    "twinfer requests.csv) or 'synthetic'";
 constexpr const char* kLengthForms =
     "fixed:N | uniform:LO:HI | lognormal:MEDIAN:SIGMA | zipf:LO:HI:S";
 
@@ -511,7 +512,16 @@ bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::vector<RequestSpec> read_trace(const std::string& path) {
+std::vector<RequestSpec> read_trace(const std::string& spec) {
+  if (spec.rfind(kRequestsWorkloadPrefix, 0) == 0) {
+    const std::string path = spec.substr(std::string_view(kRequestsWorkloadPrefix).size());
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw ConfigError("--workload: cannot open " + quoted(path) + " (requests:PATH names a twinfer requests.csv)", 2);
+    auto reqs = parse_requests_csv(f, path);
+    if (reqs.empty()) throw ConfigError(path + ": no request rows (expected at least one request)");
+    return reqs;
+  }
+  const std::string& path = spec;
   const bool csv = ends_with(path, ".csv"), jsonl = ends_with(path, ".jsonl");
   if (!csv && !jsonl)
     throw ConfigError("--workload: unknown workload form " + quoted(path) + " (" +

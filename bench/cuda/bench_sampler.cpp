@@ -3,6 +3,7 @@
 // reads: max, probabilities/sums, head collection). GB/s counts one read of the logits.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>

@@ -39,7 +39,7 @@ uint64_t mix64(uint64_t x) {
 }
 
 // Probabilities are summed in fixed point, q * 2^44 truncated: integer sums are exact and do not
-// depend on the order (a GPU reduces them in parallel to the same value). 2^20 tokens of q <= 1
+// depend on the order (a GPU reduces them in parallel to the same value). Below 2^20 tokens of q <= 1
 // cannot overflow 64 bits; a token below 2^-44 of the top one adds nothing (and is never drawn).
 constexpr int kFixedBits = 44;
 uint64_t fixed_mass(float q) { return static_cast<uint64_t>(q * 0x1p44f); }

@@ -69,10 +69,10 @@ struct GpuSampler::Impl {
 };
 
 GpuSampler::GpuSampler(int64_t vocab, int max_rows, std::vector<int64_t> eos_ids) : impl_(new Impl) {
-  // Fixed-point sums (core/sampling.cpp) stay exact up to 2^20 tokens.
-  if (vocab < 1 || vocab > (int64_t{1} << 20)) {
+  // Fixed-point sums (core/sampling.cpp, q * 2^44 per token) fit 64 bits below 2^20 tokens.
+  if (vocab < 1 || vocab >= (int64_t{1} << 20)) {
     delete impl_;
-    throw std::invalid_argument("GpuSampler: vocab must be in [1, 1048576], got " + std::to_string(vocab));
+    throw std::invalid_argument("GpuSampler: vocab must be in [1, 1048575], got " + std::to_string(vocab));
   }
   if (max_rows < 1) {
     delete impl_;

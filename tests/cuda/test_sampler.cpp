@@ -150,7 +150,7 @@ TEST_CASE("GPU sampler argmax-only path matches greedy, ties to the lowest id", 
 
 TEST_CASE("GPU sampler rejects bad sizes with the value", "[gpu][sampler]") {
   TWINFER_REQUIRE_GPU();
-  CHECK_THROWS_WITH(GpuSampler(0, 4, {}), Catch::Contains("vocab must be in [1, 1048576], got 0"));
+  CHECK_THROWS_WITH(GpuSampler(0, 4, {}), Catch::Contains("vocab must be in [1, 1048575], got 0"));
   GpuSampler s(100, 2, {});
   SamplingParams p;
   std::vector<SampleRow> rows(3, SampleRow{&p, {}, {}, 0});

@@ -4,11 +4,20 @@
 #include "core/sampling.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
+
+// The GPU sampler (kernels/sampler.cu) reproduces these probabilities and sums bit for bit, which
+// holds only if every a * b + c below rounds twice, as written: no fused multiply-add.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace twinfer {
 
@@ -29,8 +38,18 @@ uint64_t mix64(uint64_t x) {
   return z ^ (z >> 31);
 }
 
-// The top 53 bits of mix64(key) as a double in [0, 1).
-double uniform01(uint64_t key) { return static_cast<double>(mix64(key) >> 11) * 0x1.0p-53; }
+// Probabilities are summed in fixed point, q * 2^44 truncated: integer sums are exact and do not
+// depend on the order (a GPU reduces them in parallel to the same value). Below 2^20 tokens of q <= 1
+// cannot overflow 64 bits; a token below 2^-44 of the top one adds nothing (and is never drawn).
+constexpr int kFixedBits = 44;
+uint64_t fixed_mass(float q) { return static_cast<uint64_t>(q * 0x1p44f); }
+
+// floor(u * mass) for the draw's u = r53 / 2^53, r53 = the top 53 bits of mix64(key): exact, so
+// the inverse-CDF target is the same integer on every machine.
+uint64_t draw_target(uint64_t key, uint64_t mass) {
+  const unsigned __int128 prod = static_cast<unsigned __int128>(mix64(key) >> 11) * mass;
+  return static_cast<uint64_t>(prod >> 53);
+}
 
 // Argmax with the lowest id on ties; NaN never wins. All -inf (or NaN) gives id 0.
 int32_t argmax(std::span<const float> l) {
@@ -90,6 +109,25 @@ void apply_penalties(std::span<float> logits, const SamplingParams& p,
 
 }  // namespace
 
+float sampling_exp(float d) {
+  // 2^r on [-1, 0], degree 8, Chebyshev-interpolated: relative error 2.2e-12, so the float
+  // result is the correctly rounded exp(d) but in rare near-halfway cases. p(0) == 1 exactly.
+  static constexpr double kPoly[9] = {
+      0x1.0000000000000p+0,  0x1.62e42feed86dep-1, 0x1.ebfbdfa352278p-3,
+      0x1.c6b07fc4ca478p-5,  0x1.3b299bd2457b9p-7, 0x1.5d6e2709043e0p-10,
+      0x1.41a41ab23f9bap-13, 0x1.e90e56570acb3p-17, 0x1.f733994251afap-21};
+  if (!(d > -104.0f)) return 0.0f;  // NaN, -inf, and e^d < 2^-150, which rounds to zero
+  if (d >= 0.0f) return 1.0f;
+  const double t = static_cast<double>(d) * 0x1.71547652b82fep+0;  // d * log2(e), in (-150.1, 0)
+  const int k = static_cast<int>(t);                                 // toward zero: [-150, 0]
+  const double r = t - static_cast<double>(k);                       // (-1, 0], exact
+  double poly = kPoly[8];
+  for (int j = 7; j >= 0; --j) poly = poly * r + kPoly[j];
+  // 2^k is a normal double for k >= -150, so the scaling is exact; the cast rounds once.
+  const double scale = std::bit_cast<double>(static_cast<uint64_t>(1023 + k) << 52);
+  return static_cast<float>(poly * scale);
+}
+
 std::optional<std::string> validate_sampling(const SamplingParams& p, int64_t vocab_size) {
   if (!(p.temperature >= 0) || !std::isfinite(p.temperature))
     return "temperature must be non-negative, got " + num(p.temperature);
@@ -147,59 +185,62 @@ int32_t sample_token(std::span<float> logits, const SamplingParams& p,
   }
   const int32_t top = argmax(logits);
   const float m = logits[top];
-  if (!(m > -std::numeric_limits<float>::infinity())) return top;  // everything masked
+  // Everything masked, or a +inf logit, which takes all the mass.
+  if (!(m > -std::numeric_limits<float>::infinity()) || m == std::numeric_limits<float>::infinity())
+    return top;
 
-  // Unnormalised probabilities exp(l - max): the top token has exactly 1.
+  // Unnormalised probabilities exp(l - max) by sampling_exp: the top token has exactly 1.
   thread_local std::vector<float> prob;  // [vocab]
   thread_local std::vector<uint64_t> keys;  // [vocab] order keys of the candidates
   if (prob.size() < v) prob.resize(v);
   if (keys.size() < v) keys.resize(v);
   const auto thr = static_cast<float>(p.min_p);  // min-p: keep p >= min_p * max = min_p
   // Probability mass and count per binary order of magnitude (bucket b holds p in
-  // [2^-b, 2^-(b-1)), b = 127 for subnormals and zero), so the sorted head can be sized in one pass.
+  // [2^-b, 2^-(b-1)), b = 127 for subnormals and zero), so the sorted head can be sized in one
+  // pass. Only the head's size depends on them; the token depends on the exact sums below.
   double bucket_mass[128] = {};
   uint32_t bucket_count[128] = {};
-  double total = 0, mass_thr = 0;
+  uint64_t total = 0, mass_thr = 0;  // fixed point (fixed_mass), exact
   for (size_t i = 0; i < v; ++i) {
     const float l = logits[i];
-    const float q = l == l ? std::exp(l - m) : 0.0f;
+    const float q = l == l ? sampling_exp(l - m) : 0.0f;
     prob[i] = q;
-    total += q;
-    if (q >= thr) mass_thr += q;
+    const uint64_t f = fixed_mass(q);
+    total += f;
+    if (q >= thr) mass_thr += f;
     uint32_t bits;
     std::memcpy(&bits, &q, sizeof bits);
     const uint32_t b = 127 - std::min<uint32_t>(bits >> 23, 127);
     bucket_mass[b] += q;
     ++bucket_count[b];
   }
-  const double u = uniform01(key);
   const bool use_top_k = p.top_k > 1 && static_cast<size_t>(p.top_k) < v;
   const bool use_top_p = p.top_p < 1.0;
 
   // Walks keys[0, n) (sorted, descending probability): top-p nucleus against `norm`, then
   // min-p, then the inverse-CDF draw. Returns -1 when the walk needs tokens beyond n.
-  auto walk = [&](size_t n, double norm, bool complete) -> int32_t {
+  auto walk = [&](size_t n, uint64_t norm, bool complete) -> int32_t {
     size_t end = n;
     if (use_top_p) {
-      const double need = p.top_p * norm;
-      double cum = 0;
+      const double need = p.top_p * static_cast<double>(norm);
+      uint64_t cum = 0;
       size_t r = 0;
-      while (r < n && cum < need) cum += key_prob(keys[r++]);
-      if (cum < need && !complete) return -1;
+      while (r < n && static_cast<double>(cum) < need) cum += fixed_mass(key_prob(keys[r++]));
+      if (static_cast<double>(cum) < need && !complete) return -1;
       end = r;
     }
     size_t kept = 0;
     while (kept < end && key_prob(keys[kept]) >= thr) ++kept;
-    double mass = 0;
-    if (!use_top_k && !use_top_p && !complete) {
-      mass = mass_thr;  // the kept set reaches past n; its mass came from the full pass
+    uint64_t mass = 0;
+    if (!use_top_k && !use_top_p) {
+      mass = mass_thr;  // the kept set is every token with p >= min_p; its mass is exact
     } else {
-      for (size_t r = 0; r < kept; ++r) mass += key_prob(keys[r]);
+      for (size_t r = 0; r < kept; ++r) mass += fixed_mass(key_prob(keys[r]));
     }
-    const double target = u * mass;
-    double cum = 0;
+    const uint64_t target = draw_target(key, mass);
+    uint64_t cum = 0;
     for (size_t r = 0; r < kept; ++r) {
-      cum += key_prob(keys[r]);
+      cum += fixed_mass(key_prob(keys[r]));
       if (cum > target) return key_id(keys[r]);
     }
     return complete ? key_id(keys[kept > 0 ? kept - 1 : 0]) : -1;
@@ -234,14 +275,18 @@ int32_t sample_token(std::span<float> logits, const SamplingParams& p,
     const size_t n = collect(head_tau([&](double, uint64_t c) { return c >= k; }));
     const size_t kk = std::min(k, n);
     sort_head(n, kk);
-    double top_total = 0;
-    for (size_t r = 0; r < kk; ++r) top_total += key_prob(keys[r]);
+    uint64_t top_total = 0;
+    for (size_t r = 0; r < kk; ++r) top_total += fixed_mass(key_prob(keys[r]));
     return walk(kk, top_total, true);
   }
 
-  // The head must hold the nucleus (top-p) or the draw target; the slack absorbs the different
-  // summation order, and a walk that still falls short retries with every token.
-  const double need = (use_top_p ? p.top_p * total : u * mass_thr) * (1 + 1e-6);
+  // The head must hold the nucleus (top-p) or the draw target; the slack absorbs the rounding
+  // of the bucket sums, and a walk that still falls short retries with every token. The
+  // token does not depend on the head's size: walks over any sorted prefix agree.
+  const double u = static_cast<double>(mix64(key) >> 11) * 0x1.0p-53;
+  const double need = (use_top_p ? p.top_p * static_cast<double>(total)
+                                 : u * static_cast<double>(mass_thr)) *
+                      std::ldexp(1.0, -kFixedBits) * (1 + 1e-6);
   const float floor_tau = std::max(thr, std::numeric_limits<float>::denorm_min());
   const float tau = std::max(head_tau([&](double mass, uint64_t) { return mass > need; }), floor_tau);
   size_t n = collect(tau);

@@ -19,6 +19,12 @@ std::optional<std::string> validate_sampling(const SamplingParams& p, int64_t vo
 // (reproducible across runs and batch compositions), else from the run seed and request id.
 uint64_t sampling_key(const SamplingParams& p, uint64_t run_seed, RequestId id, int32_t pos);
 
+// exp(d) for d <= 0 (NaN gives 0), in double arithmetic with every operation rounded as written
+// (no fused multiply-add), so the GPU sampler reproduces it bit for bit. sample_token's
+// probabilities are sampling_exp(l - max l); their sums are taken in exact fixed point
+// (q * 2^44 truncated), so the drawn token never depends on a summation order.
+float sampling_exp(float d);
+
 // Applies penalties (repetition over prompt+output, presence/frequency over output),
 // min_tokens (stop ids and eos masked), temperature, top-k, top-p, min-p to `logits` in place,
 // then draws. temperature == 0 is greedy (argmax, lowest id on ties).

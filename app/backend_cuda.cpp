@@ -1,6 +1,7 @@
 // `--backend cuda`: loads the model onto the GPU, measures what a step needs, sizes the KV pool
 // from --gpu-memory-utilization of the device's real memory (vLLM's rule) and captures graphs.
 #include <cstdio>
+#include <cstdlib>
 
 #include "app/run.h"
 #include "core/error.h"
@@ -44,6 +45,8 @@ void register_cuda_backend() {
     o.kv_dtype = eff.engine.kv_cache_dtype == "fp8" ? cuda::KvDtype::fp8_e4m3 : cuda::KvDtype::bf16;
     o.enforce_eager = cfg.engine.enforce_eager;
     o.run_seed = cfg.seed;
+    const char* prof = std::getenv("TWINFER_PROFILE_OPS");  // `twinfer bench --profile-ops`
+    o.profile_ops = prof != nullptr && *prof != '\0' && *prof != '0';
     auto ex = std::make_unique<cuda::CudaExecutor>(std::move(dm), o);
     const size_t in_use = ex->profile();
     size_t free_b = 0, total_b = 0;

@@ -4,6 +4,7 @@
 // outputs with --out like any run.
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 
@@ -27,7 +28,8 @@ int cmd_bench(const std::vector<std::string>& args) {
       "mode", po::value<std::string>()->default_value("offline")->value_name("offline|online"),
       "offline: every request arrives at t = 0; online: arrivals as the workload gives them")(
       "out", po::value<std::string>()->value_name("DIR"), "output folder (nothing is written without it)")(
-      "json", po::value<std::string>()->value_name("FILE"), "also write the summary JSON here");
+      "json", po::value<std::string>()->value_name("FILE"), "also write the summary JSON here")(
+      "profile-ops", "cuda: time every op of every step with events (CUDA graphs off) and print the breakdown");
   add_run_options(d, defaults);
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(d).run(), vm);
@@ -43,6 +45,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   else if (mode != "online")
     throw ConfigError("--mode " + mode + ": expected offline or online", 2);
   if (vm.count("out")) cfg.out = vm["out"].as<std::string>();
+  if (vm.count("profile-ops")) setenv("TWINFER_PROFILE_OPS", "1", 1);
   RunOptions opt;
   opt.kv_events = !cfg.out.empty();
   RunResult r = run_config(cfg, opt);
@@ -51,6 +54,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   const double decode_tok_s = s.tpot_ms.mean > 0 ? 1000.0 / s.tpot_ms.mean : 0.0;
   std::printf("%-22s %.1f tok/s per request (1000 / mean TPOT)\n", "decode speed", decode_tok_s);
   std::printf("%-22s %s, %s\n", "bench", mode.c_str(), cfg.engine.enforce_eager ? "eager" : "cuda graphs");
+  if (!r.backend_report.empty()) std::printf("\n%s", r.backend_report.c_str());
   if (vm.count("json")) {
     Json j = s.to_json();
     j["mode"] = mode;

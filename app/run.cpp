@@ -112,6 +112,11 @@ RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
 
   std::vector<RequestSpec> requests = load_workload(cfg.workload, cfg.seed);
   if (cfg.backend != "sim") materialize_prompt_tokens(requests, model.vocab_size, cfg.seed);
+  for (RequestSpec& r : requests) {
+    r.sampling.temperature = cfg.workload.temperature;
+    r.sampling.top_p = cfg.workload.top_p;
+    r.sampling.top_k = cfg.workload.top_k;
+  }
 
   auto queue = make_queue_policy(cfg.engine.scheduling_policy);
   auto victim = make_victim_policy(cfg.engine.preemption_victim);
@@ -155,6 +160,7 @@ RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {
     std::fputc('\n', stderr);
   }
   out.record = std::move(engine.finish(wall));
+  out.backend_report = exec->report();
   out.summary = summarize(out.record);
 
   out.config = cfg.to_json();

@@ -29,6 +29,7 @@ struct RunResult {
   MemoryPlan memory;
   RunRecord record;
   Summary summary;
+  std::string backend_report;  // Executor::report() at the end of the run
 };
 
 // Builds the executor a backend needs. Backends other than "sim" register themselves here

@@ -115,6 +115,9 @@ std::vector<ConfigField> build_fields() {
   f.push_back(make_field("input-len", "workload", Kind::String, "synthetic prompt lengths: fixed:N | uniform:LO:HI | lognormal:MEDIAN:SIGMA | zipf:LO:HI:S", W(&WorkloadConfig::input_len)));
   f.push_back(make_field("output-len", "workload", Kind::String, "synthetic output lengths, same forms as --input-len", W(&WorkloadConfig::output_len)));
   f.push_back(make_field("prefix-len", "workload", Kind::Int, "synthetic: tokens of prompt prefix shared by every request", W(&WorkloadConfig::prefix_len)));
+  f.push_back(make_field("temperature", "workload", Kind::Double, "sampling temperature of every request (0 = greedy; real backends)", W(&WorkloadConfig::temperature)));
+  f.push_back(make_field("top-p", "workload", Kind::Double, "nucleus sampling mass of every request, in (0, 1]", W(&WorkloadConfig::top_p)));
+  f.push_back(make_field("top-k", "workload", Kind::Int, "top-k of every request (-1 = off)", W(&WorkloadConfig::top_k)));
   return f;
 }
 
@@ -216,6 +219,9 @@ void RunConfig::validate() const {
   at_least("max-requests", workload.max_requests, 0);
   at_least("num-requests", workload.num_requests, 1);
   at_least("prefix-len", workload.prefix_len, 0);
+  if (!(workload.temperature >= 0)) bad_value("temperature", Json(workload.temperature).dump(), ">= 0");
+  if (!(workload.top_p > 0 && workload.top_p <= 1)) bad_value("top-p", Json(workload.top_p).dump(), "in (0, 1]");
+  if (workload.top_k == 0 || workload.top_k < -1) bad_value("top-k", std::to_string(workload.top_k), "-1 (off) or >= 1");
 }
 
 Json RunConfig::to_json() const {

@@ -46,6 +46,10 @@ struct WorkloadConfig {
   std::string input_len = "fixed:512";   // fixed:N | uniform:LO:HI | lognormal:MEDIAN:SIGMA | zipf:LO:HI:S
   std::string output_len = "fixed:128";
   int32_t prefix_len = 0;  // synthetic: tokens of a prompt prefix shared by all requests
+  // Sampling of every request (real backends; vLLM's benchmarks default to 1.0 / 1.0 / off).
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int32_t top_k = -1;
 };
 
 struct RunConfig {

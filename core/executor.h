@@ -70,6 +70,8 @@ class Executor {
   virtual std::string backend() const = 0;  // "sim", "cpu", "cuda"
   virtual bool real_tokens() const = 0;
   virtual StepResult execute(const StepPlan& plan) = 0;
+  // Free text for the end of a run (per-op profile, graph use); empty by default.
+  virtual std::string report() const { return ""; }
 };
 
 }  // namespace twinfer

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
@@ -137,6 +138,7 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
 CudaExecutor::~CudaExecutor() {
   for (Graph& g : graphs_)
     if (g.exec) cudaGraphExecDestroy(g.exec);
+  for (cudaEvent_t e : events_) cudaEventDestroy(e);
   if (meta_ && meta_->host) cudaFreeHost(meta_->host);
   if (kv_) cudaFree(kv_);
   if (kv_host_) cudaFreeHost(kv_host_);
@@ -173,29 +175,42 @@ void CudaExecutor::forward(int T, int D, int S, int max_q_len, int max_context, 
   const float eps = static_cast<float>(s.rms_norm_eps);
   const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
   const Meta& mt = *meta_;
+  mark(Op::embed);
   embed(m_.embed, mt.tokens, T, H, x_, stream_);
   for (size_t l = 0; l < m_.layers.size(); ++l) {
     const DeviceLayer& L = m_.layers[l];
     // The residual stream lives in x_; o_ carries the previous layer's MLP output.
+    mark(Op::norm);
     if (l == 0) rms_norm(x_, L.attn_norm, T, H, eps, h_, stream_);
     else add_rms_norm(x_, o_, L.attn_norm, T, H, eps, h_, stream_);
+    mark(Op::qkv);
     gemm_->run(h_, T, H, L.wqkv, QKV, qkv_);
+    mark(Op::rope_kv);
     rope_kv_write(qkv_, L.bqkv, T, mt.positions, m_.inv_freq, NH, NKV, HD, mt.slots, layer_kv_[l],
                   stream_);
+    mark(Op::attn_decode);
     if (D > 0)
       paged_decode_attention(qkv_, QKV, D, mt.dec_ctx, mt.dec_bt, max_blocks_per_seq_, layer_kv_[l],
                              NH, scale, max_context, attn_ws_, attn_, stream_);
+    mark(Op::attn_prefill);
     if (S > 0)
       paged_prefill_attention(qkv_ + static_cast<size_t>(D) * QKV, QKV, S, mt.pf_qstart, mt.pf_ctx,
                               mt.pf_bt, max_blocks_per_seq_, layer_kv_[l], NH, scale, max_q_len,
                               attn_ + static_cast<size_t>(D) * QD, stream_);
+    mark(Op::o_proj);
     gemm_->run(attn_, T, QD, L.wo, H, o_);
+    mark(Op::norm);
     add_rms_norm(x_, o_, L.ffn_norm, T, H, eps, h_, stream_);
+    mark(Op::gate_up);
     gemm_->run(h_, T, H, L.w_gate_up, 2 * I, gu_);
+    mark(Op::act);
     silu_mul(gu_, T, I, act_, stream_);
+    mark(Op::down);
     gemm_->run(act_, T, I, L.w_down, H, o_);
   }
+  mark(Op::norm);
   add_rms_norm(x_, o_, m_.final_norm, T, H, eps, h_, stream_);
+  mark(Op::lm_head);
   if (R > 0) {
     embed(h_, mt.sample_idx, R, H, fin_, stream_);  // gathers the rows that sample
     gemm_->run_f32(fin_, R, H, m_.lm_head, static_cast<int>(s.vocab_size), logits_);
@@ -247,6 +262,7 @@ size_t CudaExecutor::profile() {
   mt.upload(mt.sample_idx, 1, stream_);
   forward(row, 0, S, per_seq, per_seq, 1);
   TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  marks_.clear();
   size_t free_b = 0, total_b = 0;
   TWINFER_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const size_t scratch_bytes = 2 * s.num_layers * static_cast<size_t>(blocks) * block_bytes_;
@@ -304,11 +320,15 @@ void CudaExecutor::capture_graphs() {
     const int32_t B = *it;
     forward(B, B, 0, 0, opt_.max_model_len, B);  // warm-up outside capture (cuBLAS heuristics)
     TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    marks_.clear();
     cudaGraph_t g = nullptr;
     TWINFER_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    stream_capturing_ = true;
     try {
       forward(B, B, 0, 0, opt_.max_model_len, B);
+      stream_capturing_ = false;
     } catch (...) {
+      stream_capturing_ = false;
       cudaStreamEndCapture(stream_, &g);
       if (g) cudaGraphDestroy(g);
       throw;
@@ -438,7 +458,7 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
   if (T > 0) {
     // A decode-only step whose every row samples replays the smallest graph that holds it.
     const Graph* g = nullptr;
-    if (S == 0 && all_decodes_sample && !graphs_.empty())
+    if (S == 0 && all_decodes_sample && !graphs_.empty() && !opt_.profile_ops)
       for (const Graph& c : graphs_)
         if (c.batch >= D) {
           g = &c;
@@ -463,6 +483,7 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
       ++stats_.graph_steps;
       stats_.padded_rows += B - D;
     } else {
+      mark(Op::upload);
       mt.upload(mt.tokens, T, stream_);
       mt.upload(mt.positions, T, stream_);
       mt.upload(mt.slots, T, stream_);
@@ -483,10 +504,12 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
       if (kept_logits_)
         TWINFER_CUDA_CHECK(cudaMemcpyAsync(kept_logits_, logits_, static_cast<size_t>(R) * s.vocab_size * 4,
                                            cudaMemcpyDeviceToDevice, stream_));
+      mark(Op::sample);
       sampler_->sample(logits_, rows_, sampled_, stream_);  // synchronizes the stream
     } else {
       TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
     }
+    collect_marks();
   } else {
     TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
@@ -498,6 +521,64 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
     if (plan.seqs[i].samples) res.sampled.push_back(by_plan_[i]);
   res.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
+}
+
+const char* op_name(Op op) {
+  static const char* names[] = {"upload", "embed", "norm", "qkv", "rope_kv", "attn_decode",
+                                "attn_prefill", "o_proj", "gate_up", "act", "down", "lm_head",
+                                "sample"};
+  return names[static_cast<int>(op)];
+}
+
+void CudaExecutor::mark(Op op) {
+  if (!opt_.profile_ops || stream_capturing_) return;
+  if (marks_.size() + 1 >= events_.size()) {
+    const size_t n = std::max<size_t>(64, 2 * events_.size());
+    while (events_.size() < n) {
+      cudaEvent_t e;
+      TWINFER_CUDA_CHECK(cudaEventCreate(&e));
+      events_.push_back(e);
+    }
+  }
+  TWINFER_CUDA_CHECK(cudaEventRecord(events_[marks_.size()], stream_));
+  marks_.push_back(op);
+}
+
+void CudaExecutor::collect_marks() {
+  if (marks_.empty()) return;
+  // The step ends at a last event; each op's time runs to the next mark.
+  TWINFER_CUDA_CHECK(cudaEventRecord(events_[marks_.size()], stream_));
+  TWINFER_CUDA_CHECK(cudaEventSynchronize(events_[marks_.size()]));
+  for (size_t i = 0; i < marks_.size(); ++i) {
+    float ms = 0;
+    TWINFER_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]));
+    prof_.ms[static_cast<int>(marks_[i])] += ms;
+    ++prof_.calls[static_cast<int>(marks_[i])];
+  }
+  ++prof_.steps;
+  marks_.clear();
+}
+
+std::string CudaExecutor::report() const {
+  char buf[256];
+  std::string out;
+  std::snprintf(buf, sizeof buf, "cuda steps: %lld replayed from graphs (%lld padding rows), %lld eager\n",
+                static_cast<long long>(stats_.graph_steps), static_cast<long long>(stats_.padded_rows),
+                static_cast<long long>(stats_.eager_steps));
+  out += buf;
+  if (prof_.steps == 0) return out;
+  double total = 0;
+  for (double v : prof_.ms) total += v;
+  std::snprintf(buf, sizeof buf, "per-op device time over %lld profiled steps (%.1f ms in all):\n",
+                static_cast<long long>(prof_.steps), total);
+  out += buf;
+  for (int i = 0; i < static_cast<int>(Op::count); ++i) {
+    if (prof_.calls[i] == 0) continue;
+    std::snprintf(buf, sizeof buf, "  %-14s %10.3f ms %6.1f%%  %8.3f ms/step\n", op_name(static_cast<Op>(i)),
+                  prof_.ms[i], 100.0 * prof_.ms[i] / total, prof_.ms[i] / prof_.steps);
+    out += buf;
+  }
+  return out;
 }
 
 std::vector<float> CudaExecutor::last_logits(RequestId id) const {

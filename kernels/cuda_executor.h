@@ -30,12 +30,25 @@ struct CudaExecutorOptions {
   // up to 512), cut at max_num_seqs. A decode step pads up to the next captured size.
   std::vector<int32_t> cudagraph_sizes;
   uint64_t run_seed = 0;
+  // Time every op with events (graphs off); see OpProfile.
+  bool profile_ops = false;
   // Tests: keep every sampled row's raw logits (before penalties/temperature) for last_logits().
   bool keep_logits = false;
 };
 
 struct StepStats {  // counters for `twinfer bench` and calibration
   int64_t graph_steps = 0, eager_steps = 0, padded_rows = 0;
+};
+
+// Per-op device time, measured with events between launches (eager steps only: a profiled
+// executor runs no graphs). Feeds `twinfer bench` reports and calibration.
+enum class Op : int { upload, embed, norm, qkv, rope_kv, attn_decode, attn_prefill, o_proj, gate_up,
+                      act, down, lm_head, sample, count };
+const char* op_name(Op op);
+struct OpProfile {
+  double ms[static_cast<int>(Op::count)] = {};
+  int64_t calls[static_cast<int>(Op::count)] = {};
+  int64_t steps = 0;
 };
 
 class CudaExecutor final : public Executor {
@@ -60,6 +73,8 @@ class CudaExecutor final : public Executor {
   const DeviceModel& model() const { return m_; }
   const CudaExecutorOptions& options() const { return opt_; }
   const StepStats& stats() const { return stats_; }
+  const OpProfile& op_profile() const { return prof_; }
+  std::string report() const override;
   size_t kv_bytes() const { return kv_bytes_; }
   const std::vector<int32_t>& graph_sizes() const { return graph_sizes_; }
   double graph_capture_s() const { return capture_s_; }
@@ -79,6 +94,12 @@ class CudaExecutor final : public Executor {
   std::vector<int32_t> graph_sizes_;
   double capture_s_ = 0;
   StepStats stats_;
+  OpProfile prof_;
+  std::vector<cudaEvent_t> events_;  // profile_ops: a pool reused every step
+  std::vector<Op> marks_;            // op started at events_[i]
+  bool stream_capturing_ = false;
+  void mark(Op op);                  // no-op unless profile_ops
+  void collect_marks();              // after the step's sync
 
   int32_t max_tokens_ = 0, max_blocks_per_seq_ = 0;
   // Activations, [max_tokens_, width] bf16 unless noted.

@@ -117,7 +117,8 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
     typename Reduce::TempStorage sum;
   } red;
   __shared__ typename W::Storage walk_storage;
-  __shared__ uint32_t hist[kZeroBucket + 1];
+  __shared__ uint32_t hist[kZeroBucket + 1];   // tokens per binary magnitude
+  __shared__ uint32_t units[kZeroBucket + 1];  // sum of (256 + top 8 mantissa bits) per magnitude
   __shared__ float s_m, s_tau;
   __shared__ int32_t s_n, s_state;  // s_state: 0 go on, 1 done, 2 fallback
   __shared__ uint64_t s_total, s_mass_thr;
@@ -128,7 +129,7 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
   const float t = d.greedy ? 1.0f : d.temperature;
   const int tid = threadIdx.x;
 
-  for (int b = tid; b <= kZeroBucket; b += kSampleThreads) hist[b] = 0;
+  for (int b = tid; b <= kZeroBucket; b += kSampleThreads) hist[b] = units[b] = 0;
   const Best best = row_argmax<kSampleThreads>(l, vocab, t, red.best);
   if (tid == 0) {
     s_m = best.v;
@@ -148,6 +149,7 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
   for (int64_t base = 0; base < vocab; base += kSampleThreads) {
     const int64_t i = base + tid;
     int bucket = kZeroBucket + 1;  // out of range: no slot
+    uint32_t unit = 0;
     if (i < vocab) {
       const float s = __fdiv_rn(l[i], t);
       const float q = s == s ? sampling_exp(__fsub_rn(s, m)) : 0.0f;
@@ -155,11 +157,23 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
       tot += f;
       if (q >= d.min_p) thr_mass += f;
       bucket = q > 0.0f ? 127 - static_cast<int>(min(__float_as_uint(q) >> 23, 127u)) : kZeroBucket;
+      unit = 256u + ((__float_as_uint(q) >> 15) & 255u);  // q >= unit * 2^(-b-8) for normal q
     }
-    // Warp-aggregated: one shared atomic per distinct bucket in the warp.
-    const unsigned peers = __match_any_sync(0xffffffffu, bucket);
-    if (bucket <= kZeroBucket && (threadIdx.x & 31) == __ffs(peers) - 1)
-      atomicAdd(&hist[bucket], static_cast<uint32_t>(__popc(peers)));
+    // Warp-aggregated: one round (full-warp ballot and reduction) per distinct bucket.
+    const int lane = threadIdx.x & 31;
+    unsigned todo = __ballot_sync(0xffffffffu, bucket <= kZeroBucket);
+    while (todo) {
+      const int leader = __ffs(todo) - 1;
+      const int lb = __shfl_sync(0xffffffffu, bucket, leader);
+      const bool mine = bucket == lb;
+      const unsigned group = __ballot_sync(0xffffffffu, mine);
+      const uint32_t sum = __reduce_add_sync(0xffffffffu, mine ? unit : 0u);
+      if (lane == leader) {
+        atomicAdd(&hist[lb], static_cast<uint32_t>(__popc(group)));
+        atomicAdd(&units[lb], sum);
+      }
+      todo &= ~group;
+    }
   }
   tot = Reduce(red.sum).Sum(tot);
   __syncthreads();
@@ -167,8 +181,9 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
   if (tid == 0) {
     s_total = tot;
     s_mass_thr = thr_mass;
-    // The head q >= 2^-b for the first depth b whose lower-bound mass (count * 2^(44-b) fixed
-    // units) already covers the nucleus or the draw target, or whose count reaches top-k.
+    // The head q >= 2^-b for the first depth b whose lower-bound mass already covers the
+    // nucleus or the draw target, or whose count reaches top-k. Lower bound per bucket b <= 36:
+    // units * 2^(36-b) <= sum of fixed_mass (within 0.4%); deeper buckets count as 0.
     const bool use_top_k = d.top_k > 1 && d.top_k < vocab;
     const double need = __dmul_rn(d.top_p, __ull2double_rn(tot));
     const uint64_t target = draw_target(d.key, thr_mass);
@@ -176,7 +191,7 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
     uint64_t count = 0, lb = 0;
     for (int b = 0; b < 126 && chosen < 0; ++b) {
       count += hist[b];
-      if (b <= 44) lb += static_cast<uint64_t>(hist[b]) << (44 - b);
+      if (b <= 36) lb += static_cast<uint64_t>(units[b]) << (36 - b);
       const bool enough = use_top_k ? count >= static_cast<uint64_t>(d.top_k)
                           : d.top_p < 1.0 ? !(__ull2double_rn(lb) < need)
                                           : lb > target;

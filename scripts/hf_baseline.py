@@ -27,7 +27,7 @@ def main():
     ap.add_argument("--output", type=int, default=256)
     ap.add_argument("--batches", type=int, default=2)
     a = ap.parse_args()
-    model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.bfloat16).cuda().eval()
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16).cuda().eval()
     vocab = model.config.vocab_size
     if a.mode == "decode":
         a.batch, a.input, a.output, a.batches = 1, 128, 256, 1

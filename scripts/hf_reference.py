@@ -21,7 +21,7 @@ def main():
     ap.add_argument("--prompt-len", type=int, default=128)
     ap.add_argument("--steps", type=int, default=128)
     a = ap.parse_args()
-    model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.bfloat16,
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16,
                                                  attn_implementation="eager").cuda().eval()
     vocab = model.config.vocab_size
     # Deterministic, spread-out ids (the same rule on every machine).

@@ -458,6 +458,7 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
   if (T > 0) {
     // A decode-only step whose every row samples replays the smallest graph that holds it.
     const Graph* g = nullptr;
+    prof_kind_ = S > 0 ? 1 : 0;
     if (S == 0 && all_decodes_sample && !graphs_.empty() && !opt_.profile_ops)
       for (const Graph& c : graphs_)
         if (c.batch >= D) {
@@ -552,10 +553,10 @@ void CudaExecutor::collect_marks() {
   for (size_t i = 0; i < marks_.size(); ++i) {
     float ms = 0;
     TWINFER_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]));
-    prof_.ms[static_cast<int>(marks_[i])] += ms;
-    ++prof_.calls[static_cast<int>(marks_[i])];
+    prof_[prof_kind_].ms[static_cast<int>(marks_[i])] += ms;
+    ++prof_[prof_kind_].calls[static_cast<int>(marks_[i])];
   }
-  ++prof_.steps;
+  ++prof_[prof_kind_].steps;
   marks_.clear();
 }
 
@@ -566,17 +567,21 @@ std::string CudaExecutor::report() const {
                 static_cast<long long>(stats_.graph_steps), static_cast<long long>(stats_.padded_rows),
                 static_cast<long long>(stats_.eager_steps));
   out += buf;
-  if (prof_.steps == 0) return out;
-  double total = 0;
-  for (double v : prof_.ms) total += v;
-  std::snprintf(buf, sizeof buf, "per-op device time over %lld profiled steps (%.1f ms in all):\n",
-                static_cast<long long>(prof_.steps), total);
-  out += buf;
-  for (int i = 0; i < static_cast<int>(Op::count); ++i) {
-    if (prof_.calls[i] == 0) continue;
-    std::snprintf(buf, sizeof buf, "  %-14s %10.3f ms %6.1f%%  %8.3f ms/step\n", op_name(static_cast<Op>(i)),
-                  prof_.ms[i], 100.0 * prof_.ms[i] / total, prof_.ms[i] / prof_.steps);
+  for (int kind = 0; kind < 2; ++kind) {
+    const OpProfile& p = prof_[kind];
+    if (p.steps == 0) continue;
+    double total = 0;
+    for (double v : p.ms) total += v;
+    std::snprintf(buf, sizeof buf, "per-op device time, %s steps: %lld profiled, %.1f ms in all, %.3f ms/step\n",
+                  kind == 0 ? "decode-only" : "prefill-carrying", static_cast<long long>(p.steps), total,
+                  total / p.steps);
     out += buf;
+    for (int i = 0; i < static_cast<int>(Op::count); ++i) {
+      if (p.calls[i] == 0) continue;
+      std::snprintf(buf, sizeof buf, "  %-14s %10.3f ms %6.1f%%  %8.3f ms/step\n", op_name(static_cast<Op>(i)),
+                    p.ms[i], 100.0 * p.ms[i] / total, p.ms[i] / p.steps);
+      out += buf;
+    }
   }
   return out;
 }

@@ -73,7 +73,8 @@ class CudaExecutor final : public Executor {
   const DeviceModel& model() const { return m_; }
   const CudaExecutorOptions& options() const { return opt_; }
   const StepStats& stats() const { return stats_; }
-  const OpProfile& op_profile() const { return prof_; }
+  // [0]: decode-only steps, [1]: steps with prefill rows.
+  const OpProfile& op_profile(int kind = 0) const { return prof_[kind]; }
   std::string report() const override;
   size_t kv_bytes() const { return kv_bytes_; }
   const std::vector<int32_t>& graph_sizes() const { return graph_sizes_; }
@@ -94,7 +95,8 @@ class CudaExecutor final : public Executor {
   std::vector<int32_t> graph_sizes_;
   double capture_s_ = 0;
   StepStats stats_;
-  OpProfile prof_;
+  OpProfile prof_[2];
+  int prof_kind_ = 0;
   std::vector<cudaEvent_t> events_;  // profile_ops: a pool reused every step
   std::vector<Op> marks_;            // op started at events_[i]
   bool stream_capturing_ = false;

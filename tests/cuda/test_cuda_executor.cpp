@@ -205,8 +205,11 @@ TEST_CASE("cuda executor fails a bad request alone", "[gpu][executor]") {
 }
 
 // An 8B-shape checkpoint against transformers on the GPU machine: scripts/hf_reference.py writes
-// the reference (prompt, last prefill logits, greedy continuation) for the checkpoint named by
-// TWINFER_REF_MODEL into TWINFER_REF_JSON. Skips when they are not set.
+// the reference for the checkpoint named by TWINFER_REF_MODEL into TWINFER_REF_JSON (skips when
+// unset). Random weights make near-flat logits, so two bf16 engines drift apart token by token;
+// the test therefore (1) compares prefill logits with the fp32 model, against transformers' own
+// bf16 error as the yardstick, and (2) teacher-forces transformers' greedy sequence and requires
+// the same argmax as the fp32 model at every step whose fp32 top-2 margin is clear of bf16 noise.
 TEST_CASE("cuda executor matches transformers on a large checkpoint", "[gpu][executor][large]") {
   TWINFER_REQUIRE_GPU();
   const char* model = std::getenv("TWINFER_REF_MODEL");
@@ -216,11 +219,19 @@ TEST_CASE("cuda executor matches transformers on a large checkpoint", "[gpu][exe
     return;
   }
   Json j = Json::parse_file(refp);
-  std::vector<int32_t> prompt, greedy_ref;
-  for (const Json& t : j.get("prompt")->as_array()) prompt.push_back(static_cast<int32_t>(t.as_int()));
-  for (const Json& t : j.get("greedy_tokens")->as_array()) greedy_ref.push_back(static_cast<int32_t>(t.as_int()));
-  std::vector<float> last;
-  for (const Json& v : j.get("last_prefill_logits")->as_array()) last.push_back(static_cast<float>(v.as_number()));
+  auto ints = [&](const char* k) {
+    std::vector<int32_t> v;
+    for (const Json& t : j.get(k)->as_array()) v.push_back(static_cast<int32_t>(t.as_int()));
+    return v;
+  };
+  auto floats = [&](const char* k) {
+    std::vector<float> v;
+    for (const Json& t : j.get(k)->as_array()) v.push_back(static_cast<float>(t.as_number()));
+    return v;
+  };
+  const std::vector<int32_t> prompt = ints("prompt"), hf = ints("greedy_tokens"), fp32_top = ints("fp32_argmax");
+  const std::vector<float> last = floats("last_prefill_logits"), margins = floats("fp32_margins");
+  const double hf_err = j.get("hf_bf16_rel_l2")->as_number();
   cuda::CudaExecutorOptions o;
   o.block_size = 16;
   o.max_num_seqs = 8;
@@ -233,31 +244,36 @@ TEST_CASE("cuda executor matches transformers on a large checkpoint", "[gpu][exe
   Seq s{1, prompt, {}, greedy()};
   s.sp.max_tokens = 100000;
   for (int b = 0; b < 64; ++b) s.table.push_back(255 - b);
-  {
+  auto run = [&](int32_t n) {
     StepPlan plan;
     plan.block_size = 16;
-    plan.seqs.push_back(s.step(static_cast<int32_t>(prompt.size())));
-    StepResult r = ex.execute(plan);
-    s.commit(static_cast<int32_t>(prompt.size()), r.sampled.at(0));
+    plan.seqs.push_back(s.step(n));
+    const int32_t tok = ex.execute(plan).sampled.at(0);
+    s.commit(n, tok);
+    return tok;
+  };
+  int32_t mine = run(static_cast<int32_t>(prompt.size()));
+  std::vector<float> got = ex.last_logits(1);
+  const double err = rel_l2(got, last);
+  float max_err = 0;
+  for (size_t i = 0; i < got.size(); ++i) max_err = std::max(max_err, std::abs(got[i] - last[i]));
+  std::printf("large checkpoint: prefill logits rel_l2 vs the fp32 model %.4f (transformers bf16: %.4f), "
+              "max abs error %.3f\n", err, hf_err, max_err);
+  CHECK(err < std::max(1.5 * hf_err, 0.02));
+  // Teacher forcing: step i feeds transformers' token i-1 and compares argmaxes at step i.
+  int clear = 0, clear_agree = 0, all_agree_fp32 = 0, agree_hf = 0;
+  for (size_t i = 0; i < hf.size(); ++i) {
+    if (i > 0) mine = run(1);
+    if (mine == fp32_top[i]) ++all_agree_fp32;
+    if (mine == hf[i]) ++agree_hf;
+    if (margins[i] > 2.0f * max_err) {
+      ++clear;
+      if (mine == fp32_top[i]) ++clear_agree;
+    }
+    s.tokens.back() = hf[i];  // replace our sample with transformers' token
   }
-  const double err = rel_l2(ex.last_logits(1), last);
-  std::printf("large checkpoint: prefill logits rel_l2 vs transformers %.3g\n", err);
-  CHECK(err < 3e-2);
-  size_t agree = 0;
-  bool diverged = false;
-  for (size_t i = 1; i < greedy_ref.size(); ++i) {
-    StepPlan plan;
-    plan.block_size = 16;
-    plan.seqs.push_back(s.step(1));
-    StepResult r = ex.execute(plan);
-    s.commit(1, r.sampled.at(0));
-  }
-  for (size_t i = 0; i < greedy_ref.size(); ++i) {
-    const int32_t mine = s.tokens[prompt.size() + i];
-    if (!diverged && mine == greedy_ref[i]) ++agree;
-    else diverged = true;
-  }
-  std::printf("large checkpoint: greedy agreement with transformers %zu of %zu tokens\n", agree,
-              greedy_ref.size());
-  CHECK(agree >= 16);
+  std::printf("large checkpoint, %zu teacher-forced steps: argmax = fp32 model's at %d, = transformers "
+              "bf16's at %d; at all %d steps with a clear fp32 margin (> 2 x max abs error): %d agree\n",
+              hf.size(), all_agree_fp32, agree_hf, clear, clear_agree);
+  CHECK(clear_agree == clear);
 }

@@ -103,8 +103,9 @@ struct Chain {
       all.resize(at + n);
       std::memcpy(all.data() + at, p, n);
     };
-    const auto l = logits.download(), xs = x.download(), a = attn.download(), k = kc.download(),
-               v = vc.download(), q = qkv.download();
+    const std::vector<float> l = logits.download();
+    const std::vector<bf16> xs = x.download(), a = attn.download(), k = kc.download(),
+                            v = vc.download(), q = qkv.download();
     add(l.data(), l.size() * sizeof(float));
     add(xs.data(), xs.size() * sizeof(bf16));
     add(a.data(), a.size() * sizeof(bf16));

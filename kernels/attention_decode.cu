@@ -16,6 +16,7 @@
 
 #include "kernels/attention_common.cuh"
 #include "kernels/lab/attention_lab.h"
+#include "kernels/pdl.cuh"
 
 namespace twinfer::cuda {
 namespace {
@@ -49,6 +50,8 @@ __global__ __launch_bounds__(kThreads) void decode_split_kernel(
   __shared__ float s_out[GM][D];
   __shared__ float s_m[GM], s_l[GM];
 
+  pdl_trigger();
+  pdl_wait();  // every CTA waits before its first read (q, lengths) and before any early exit
   const int chunks = group / GM;
   const int kvh = blockIdx.x / chunks;
   const int h0 = kvh * group + (blockIdx.x % chunks) * GM;  // first q head of this CTA
@@ -192,6 +195,8 @@ __global__ __launch_bounds__(128) void decode_reduce_kernel(
     const int32_t* __restrict__ context_lens, int mbps, int block_size, int max_context, int D,
     int num_parts, Workspace ws, bf16* __restrict__ out) {
   extern __shared__ float s_w[];
+  pdl_trigger();
+  pdl_wait();  // before the early exit too: this grid's completion must imply the split kernel's
   const int h = blockIdx.x, b = blockIdx.y, n_heads = gridDim.x;
   const int len = min(min(context_lens[b], max_context), mbps * block_size);
   const int np = (len + kP - 1) / kP;
@@ -233,10 +238,11 @@ template <class T, int D, int GM>
 void launch_split(const DecodeArgs& a) {
   const int group = a.n_heads / a.kv->n_kv_heads;
   const dim3 grid(a.kv->n_kv_heads * (group / GM), a.B, a.num_parts);
-  decode_split_kernel<T, D, GM><<<grid, kThreads, 0, a.s>>>(
-      a.q, a.q_stride, a.context_lens, a.block_tables, a.mbps, static_cast<const T*>(a.kv->k),
-      static_cast<const T*>(a.kv->v), a.kv->block_size, a.kv->n_kv_heads, group, a.kv->k_scale,
-      a.kv->v_scale, a.kv->dtype, a.scale, a.max_context, a.num_parts, a.ws, a.out);
+  launch_pdl("paged_decode_attention (split kernel)", decode_split_kernel<T, D, GM>, grid,
+             kThreads, 0, a.s, a.q, a.q_stride, a.context_lens, a.block_tables, a.mbps,
+             static_cast<const T*>(a.kv->k), static_cast<const T*>(a.kv->v), a.kv->block_size,
+             a.kv->n_kv_heads, group, a.kv->k_scale, a.kv->v_scale, a.kv->dtype, a.scale,
+             a.max_context, a.num_parts, a.ws, a.out);
 }
 
 // GM = the largest of {8, 4, 2, 1} dividing the group; fp8 (16 values per vector) stops at 4 to
@@ -304,13 +310,10 @@ void paged_decode_attention(const bf16* q, int q_stride, int B, const int32_t* c
                                    kv, n_heads, scale, max_context, out, s);
     return;
   }
-  check_launch("paged_decode_attention (split kernel)");
-  if (num_parts > 1) {
-    decode_reduce_kernel<<<dim3(n_heads, B), 128, num_parts * sizeof(float), s>>>(
-        context_lens, max_blocks_per_seq, kv.block_size, max_context, kv.head_dim, num_parts,
-        a.ws, out);
-    check_launch("paged_decode_attention (reduce kernel)");
-  }
+  if (num_parts > 1)
+    launch_pdl("paged_decode_attention (reduce kernel)", decode_reduce_kernel, dim3(n_heads, B),
+               128, num_parts * sizeof(float), s, context_lens, max_blocks_per_seq, kv.block_size,
+               max_context, kv.head_dim, num_parts, a.ws, out);
 }
 
 }  // namespace twinfer::cuda

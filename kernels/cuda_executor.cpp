@@ -202,9 +202,14 @@ void CudaExecutor::forward(int T, int D, int S, int max_q_len, int max_context, 
     mark(Op::norm);
     add_rms_norm(x_, o_, L.ffn_norm, T, H, eps, h_, stream_);
     mark(Op::gate_up);
-    gemm_->run(h_, T, H, L.w_gate_up, 2 * I, gu_);
-    mark(Op::act);
-    silu_mul(gu_, T, I, act_, stream_);
+    if (T <= gemm_->gemv_max_rows && gemv_gate_up_silu_applicable(h_, H, L.w_gate_up)) {
+      // Small T: SiLU * up in the GEMV's epilogue (same bits as gate_up then silu_mul).
+      gemv_gate_up_silu_bf16(h_, T, H, L.w_gate_up, I, act_, stream_);
+    } else {
+      gemm_->run(h_, T, H, L.w_gate_up, 2 * I, gu_);
+      mark(Op::act);
+      silu_mul(gu_, T, I, act_, stream_);
+    }
     mark(Op::down);
     gemm_->run(act_, T, I, L.w_down, H, o_);
   }

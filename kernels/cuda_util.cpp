@@ -1,4 +1,5 @@
 // Error checking and device discovery shared by every launcher.
+#include <atomic>
 #include <string>
 
 #include "kernels/ops.h"
@@ -15,6 +16,32 @@ void check_launch(const char* kernel) {
   if (e != cudaSuccess)
     throw CudaError(std::string("launch of ") + kernel + ": " + cudaGetErrorName(e) + " (" +
                     cudaGetErrorString(e) + ")");
+}
+
+namespace {
+// -1: not decided yet (decided on first use from the current device), 0 off, 1 on.
+std::atomic<int> g_pdl{-1};
+
+bool device_supports_pdl() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    cudaGetLastError();  // no device: launches fail later with their own message
+    return false;
+  }
+  return major >= 9;
+}
+}  // namespace
+
+void set_pdl(bool on) { g_pdl.store(on && device_supports_pdl() ? 1 : 0); }
+
+bool pdl_enabled() {
+  int v = g_pdl.load(std::memory_order_relaxed);
+  if (v < 0) {
+    v = device_supports_pdl() ? 1 : 0;
+    g_pdl.store(v);
+  }
+  return v == 1;
 }
 
 bool device_available(std::string* why) {

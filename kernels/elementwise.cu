@@ -10,6 +10,7 @@
 #include <string>
 
 #include "kernels/ops.h"
+#include "kernels/pdl.cuh"
 
 namespace twinfer::cuda {
 namespace {
@@ -61,6 +62,8 @@ __device__ float block_sum(float v) {
 template <bool kVectorized>
 __global__ void kernel_embed(const bf16* __restrict__ table, const int32_t* __restrict__ ids, int H,
                              bf16* __restrict__ out) {
+  pdl_trigger();
+  pdl_wait();  // ids and table may be the previous kernel's output (the lm_head row gather)
   const int t = blockIdx.x;
   const bf16* src = table + int64_t(ids[t]) * H;
   bf16* dst = out + int64_t(t) * H;
@@ -82,6 +85,8 @@ template <bool kVectorized, bool kAdd>
 __global__ void kernel_rms_norm(bf16* __restrict__ x, const bf16* __restrict__ delta,
                                 const bf16* __restrict__ w, int H, float eps,
                                 bf16* __restrict__ out) {
+  pdl_trigger();
+  pdl_wait();
   const int64_t row = int64_t(blockIdx.x) * H;
   bf16* xr = x + row;
   bf16* orow = out + row;
@@ -148,14 +153,11 @@ void launch_norm(bf16* x, const bf16* delta, const bf16* w, int T, int H, float 
   const bool vec = H % kVec == 0 && aligned16(x) && aligned16(w) && aligned16(out) &&
                    (!add || aligned16(delta));
   const int th = row_threads(vec ? H / kVec : H);
-  if (add) {
-    if (vec) kernel_rms_norm<true, true><<<T, th, 0, s>>>(x, delta, w, H, eps, out);
-    else kernel_rms_norm<false, true><<<T, th, 0, s>>>(x, delta, w, H, eps, out);
-  } else {
-    if (vec) kernel_rms_norm<true, false><<<T, th, 0, s>>>(x, nullptr, w, H, eps, out);
-    else kernel_rms_norm<false, false><<<T, th, 0, s>>>(x, nullptr, w, H, eps, out);
-  }
-  check_launch(name);
+  const bf16* d = add ? delta : nullptr;
+  void (*k)(bf16*, const bf16*, const bf16*, int, float, bf16*) =
+      add ? (vec ? kernel_rms_norm<true, true> : kernel_rms_norm<false, true>)
+          : (vec ? kernel_rms_norm<true, false> : kernel_rms_norm<false, false>);
+  launch_pdl(name, k, T, th, 0, s, x, d, w, H, eps, out);
 }
 
 // ---- SiLU * up -----------------------------------------------------------------------------
@@ -165,6 +167,8 @@ __device__ __forceinline__ float silu_mul1(float g, float u) {
 }
 __global__ void kernel_silu_mul_vec(const bf16* __restrict__ gu, int64_t T, int I,
                                     bf16* __restrict__ out) {
+  pdl_trigger();
+  pdl_wait();
   const int iv = I / kVec;  // vectors per output row
   const int64_t n = T * iv;
   for (int64_t v = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; v < n;
@@ -182,6 +186,8 @@ __global__ void kernel_silu_mul_vec(const bf16* __restrict__ gu, int64_t T, int 
 }
 __global__ void kernel_silu_mul_scalar(const bf16* __restrict__ gu, int64_t T, int I,
                                        bf16* __restrict__ out) {
+  pdl_trigger();
+  pdl_wait();
   const int64_t n = T * I;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
        e += int64_t(gridDim.x) * blockDim.x) {
@@ -248,9 +254,8 @@ void embed(const bf16* table, const int32_t* ids, int T, int H, bf16* out, cudaS
   if (T == 0) return;
   const bool vec = H % kVec == 0 && aligned16(table) && aligned16(out);
   const int th = row_threads(vec ? H / kVec : H);
-  if (vec) kernel_embed<true><<<T, th, 0, s>>>(table, ids, H, out);
-  else kernel_embed<false><<<T, th, 0, s>>>(table, ids, H, out);
-  check_launch("kernel_embed");
+  launch_pdl("kernel_embed", vec ? kernel_embed<true> : kernel_embed<false>, T, th, 0, s, table,
+             ids, H, out);
 }
 
 void rms_norm(const bf16* x, const bf16* w, int T, int H, float eps, bf16* out, cudaStream_t s) {
@@ -269,11 +274,12 @@ void silu_mul(const bf16* gu, int T, int I, bf16* out, cudaStream_t s) {
   if (T == 0) return;
   constexpr int th = 256;
   if (I % kVec == 0 && aligned16(gu) && aligned16(out)) {
-    kernel_silu_mul_vec<<<stride_blocks(int64_t(T) * (I / kVec), th), th, 0, s>>>(gu, T, I, out);
+    launch_pdl("kernel_silu_mul", kernel_silu_mul_vec, stride_blocks(int64_t(T) * (I / kVec), th), th,
+               0, s, gu, int64_t(T), I, out);
   } else {
-    kernel_silu_mul_scalar<<<stride_blocks(int64_t(T) * I, th), th, 0, s>>>(gu, T, I, out);
+    launch_pdl("kernel_silu_mul", kernel_silu_mul_scalar, stride_blocks(int64_t(T) * I, th), th, 0,
+               s, gu, int64_t(T), I, out);
   }
-  check_launch("kernel_silu_mul");
 }
 
 void fill_normal(bf16* x, size_t n, float std, uint64_t seed, cudaStream_t s) {

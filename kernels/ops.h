@@ -31,6 +31,15 @@ void check(cudaError_t e, const char* what);
 // Checks cudaGetLastError() after a launch; `kernel` names it in the message.
 void check_launch(const char* kernel);
 
+// Programmatic Dependent Launch (kernels/pdl.cuh): when on, the forward's kernels (GEMV,
+// elementwise, rope_kv_write, decode attention) are launched so that each may start while its
+// predecessor drains, waiting in-kernel before it reads the predecessor's output; the results are
+// bit-identical either way. Default: on when the current device is sm_90 or newer; set_pdl(true)
+// on an older device leaves it off. Process-wide; set it outside graph capture (a captured graph
+// keeps the setting it was captured with).
+void set_pdl(bool on);
+bool pdl_enabled();
+
 enum class KvDtype : int32_t { bf16 = 0, fp8_e4m3 = 1 };
 
 // One layer's paged cache. fp8: stored = x / scale (saturated to +-448), read = stored * scale;
@@ -113,6 +122,14 @@ class Gemm {
 };
 // The hand-written small-T path on its own (tests and benchmarks call it directly).
 void gemv_bf16(const bf16* x, int T, int in, const bf16* W, int out, bf16* y, cudaStream_t s);
+// The gate/up projection fused with SiLU-and-multiply (small T): W_gu [2I, in] holds the gate rows
+// then the up rows; act[T, I] = silu(g) * u with g = bf16(x W_gu[:I]^T), u = bf16(x W_gu[I:]^T),
+// rounded exactly as silu_mul rounds, so act is bit-identical to gemv_bf16 then silu_mul (and the
+// [T, 2I] intermediate is never written). Needs in % 8 == 0 and 16-byte aligned x and W_gu
+// (gemv_gate_up_silu_applicable); the executor takes it when T <= Gemm::gemv_max_rows.
+bool gemv_gate_up_silu_applicable(const bf16* x, int in, const bf16* W_gu);
+void gemv_gate_up_silu_bf16(const bf16* x, int T, int in, const bf16* W_gu, int I, bf16* act,
+                            cudaStream_t s);
 
 // ---- utilities (kernels/elementwise.cu) ----------------------------------------------------
 // Fills n bf16 with N(0, std) from a counter-based generator keyed by seed (random checkpoints

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "kernels/ops.h"
+#include "kernels/pdl.cuh"
 
 namespace twinfer::cuda {
 namespace {
@@ -41,6 +42,8 @@ __global__ void kernel_rope_kv_write(bf16* __restrict__ qkv, const bf16* __restr
                                      int64_t num_slots, void* __restrict__ kcache,
                                      void* __restrict__ vcache, const float* __restrict__ k_scale,
                                      const float* __restrict__ v_scale) {
+  pdl_trigger();
+  pdl_wait();
   const int t = blockIdx.x;
   const int width = (n_heads + 2 * n_kv) * hd;
   bf16* row = qkv + int64_t(t) * width;
@@ -121,16 +124,11 @@ void rope_kv_write(bf16* qkv, const bf16* bias, int T, const int32_t* positions,
   if (T == 0) return;
   const int64_t num_slots = int64_t(kv.num_blocks) * kv.block_size;
   constexpr int th = 256;
-  if (kv.dtype == KvDtype::bf16) {
-    kernel_rope_kv_write<KvDtype::bf16><<<T, th, 0, s>>>(
-        qkv, bias, positions, inv_freq, n_heads, n_kv_heads, head_dim, slot_mapping, num_slots,
-        kv.k, kv.v, kv.k_scale, kv.v_scale);
-  } else {
-    kernel_rope_kv_write<KvDtype::fp8_e4m3><<<T, th, 0, s>>>(
-        qkv, bias, positions, inv_freq, n_heads, n_kv_heads, head_dim, slot_mapping, num_slots,
-        kv.k, kv.v, kv.k_scale, kv.v_scale);
-  }
-  check_launch("kernel_rope_kv_write");
+  launch_pdl("kernel_rope_kv_write",
+             kv.dtype == KvDtype::bf16 ? kernel_rope_kv_write<KvDtype::bf16>
+                                       : kernel_rope_kv_write<KvDtype::fp8_e4m3>,
+             T, th, 0, s, qkv, bias, positions, inv_freq, n_heads, n_kv_heads, head_dim,
+             slot_mapping, num_slots, kv.k, kv.v, kv.k_scale, kv.v_scale);
 }
 
 }  // namespace twinfer::cuda

@@ -19,6 +19,10 @@ void gemv_v1(const bf16* x, int T, int in, const bf16* W, int out, float* y, cud
 bool gemv_v2_applicable(const bf16* x, int in, const bf16* W);
 void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, bf16* y, cudaStream_t s);
 void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, float* y, cudaStream_t s);
+// v2 with the SiLU-and-multiply epilogue: W_gu [2I, in] (gate rows, then up rows), act [T, I];
+// each warp owns gate rows and their up rows (R/2 pairs). Same requirements as v2.
+void gemv_v2_gate_up_silu(const bf16* x, int T, int in, const bf16* W_gu, int I, bf16* act,
+                          cudaStream_t s);
 
 }  // namespace twinfer::cuda::lab
 

@@ -8,9 +8,11 @@
 // - x read through L1 (__ldg): it is T * in * 2 bytes (<= 229 KB at in = 14336), shared by all
 //   warps, so it stays L1/L2 resident; no shared-memory staging or __syncthreads needed;
 // - fp32 accumulators acc[R][T] in registers, butterfly shuffle reduction at the end.
+#include <algorithm>
 #include <string>
 
 #include "kernels/lab/gemv_lab.h"
+#include "kernels/pdl.cuh"
 
 namespace twinfer::cuda::lab {
 namespace {
@@ -23,6 +25,15 @@ __device__ __forceinline__ uint4 ld_stream(const bf16* p) {
   asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
       : "l"(p));
+  return v;
+}
+
+// The same load as asm volatile: the compiler keeps it in program order before pdl_wait().
+__device__ __forceinline__ uint4 ld_stream_early(const bf16* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
   return v;
 }
 
@@ -43,22 +54,39 @@ __device__ __forceinline__ bf16 to_out<bf16>(float v) { return __float2bfloat16(
 template <>
 __device__ __forceinline__ float to_out<float>(float v) { return v; }
 
-// grid (ceil(out / (R * 4))), block (128). x [T, in], W [out, in], y [T, out]; in % 8 == 0 and
+__device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
+
+// grid (ceil(out / (RO * 4))), block (128). x [T, in], W [*, in], y [T, out]; in % 8 == 0 and
 // x, W 16-byte aligned (the launcher checks), so vector v of a row is elements 8v .. 8v+7.
-template <int T, int R, class OutT>
+// Plain: W is [out, in], a warp owns rows row0 .. row0+R-1 (RO = R outputs).
+// kGateUp: W is [2 out, in] (gate rows, then up rows), out = I; a warp owns gate rows
+// row0 .. row0+R/2-1 and the matching up rows out+row0 .., and writes y = act [T, I] =
+// bf16(bf16(silu(bf16 g)) * bf16 u), the roundings of gemv + silu_mul. Each row's fp32 sum is
+// accumulated in the same order whatever R is (lane's vectors v = lane, lane+32, .., then the
+// butterfly), so every variant gives the same bits per output row.
+// PDL: the first batch of W loads is issued before pdl_wait() (W is constant), x is read and y
+// written only after it.
+template <int T, int R, class OutT, bool kGateUp>
 __global__ void __launch_bounds__(kThreads)
     kernel_gemv_v2(const bf16* __restrict__ x, int in, const bf16* __restrict__ W, int out,
                    OutT* __restrict__ y) {
   constexpr int U = 8 / R;
+  constexpr int RO = kGateUp ? R / 2 : R;  // output columns per warp
+  static_assert(!kGateUp || R % 2 == 0, "gate/up pairs need an even R");
   const int warp = (blockIdx.x * kThreads + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
-  const int row0 = warp * R;
+  const int row0 = warp * RO;
+  // Only warps past the end leave without waiting; warp 0 always waits, which keeps the
+  // completion of this grid after the completion of its predecessor (see kernels/pdl.cuh).
   if (row0 >= out) return;
   const int nvec = in / 8;
   // Rows past `out` (last warp only) re-read row out-1 and are never stored.
   const bf16* wrow[R];
 #pragma unroll
-  for (int r = 0; r < R; ++r) wrow[r] = W + int64_t(min(row0 + r, out - 1)) * in;
+  for (int r = 0; r < R; ++r) {
+    const int c = min(row0 + r % RO, out - 1);  // output column of row r
+    wrow[r] = W + int64_t(kGateUp && r >= RO ? out + c : c) * in;
+  }
 
   float acc[R][T];
 #pragma unroll
@@ -66,14 +94,18 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[r][t] = 0.f;
 
+  uint4 w[U][R];
+  // Prologue: the first batch (vectors lane + 32u), volatile so it stays before the wait.
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int v = lane + 32 * u;
+#pragma unroll
+    for (int r = 0; r < R; ++r) w[u][r] = v < nvec ? ld_stream_early(wrow[r] + 8 * v) : make_uint4(0, 0, 0, 0);
+  }
+  pdl_trigger();
+  pdl_wait();
+
   for (int base = lane; base < nvec; base += 32 * U) {
-    uint4 w[U][R];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int v = base + 32 * u;
-#pragma unroll
-      for (int r = 0; r < R; ++r) w[u][r] = v < nvec ? ld_stream(wrow[r] + 8 * v) : make_uint4(0, 0, 0, 0);
-    }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int v = base + 32 * u;
@@ -91,6 +123,15 @@ __global__ void __launch_bounds__(kThreads)
           for (int j = 0; j < 8; ++j) acc[r][t] = fmaf(wf[r][j], xf[j], acc[r][t]);
       }
     }
+    const int next = base + 32 * U;
+    if (next < nvec) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int v = next + 32 * u;
+#pragma unroll
+        for (int r = 0; r < R; ++r) w[u][r] = v < nvec ? ld_stream(wrow[r] + 8 * v) : make_uint4(0, 0, 0, 0);
+      }
+    }
   }
 #pragma unroll
   for (int r = 0; r < R; ++r)
@@ -100,20 +141,34 @@ __global__ void __launch_bounds__(kThreads)
       for (int o = 16; o > 0; o >>= 1) acc[r][t] += __shfl_xor_sync(0xffffffffu, acc[r][t], o);
   // After the butterfly every lane holds every sum; lane (r * T + t) % 32 stores (r, t).
 #pragma unroll
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < RO; ++r)
 #pragma unroll
-    for (int t = 0; t < T; ++t)
-      if (lane == (r * T + t) % 32 && row0 + r < out) y[int64_t(t) * out + row0 + r] = to_out<OutT>(acc[r][t]);
+    for (int t = 0; t < T; ++t) {
+      if (lane != (r * T + t) % 32 || row0 + r >= out) continue;
+      if constexpr (kGateUp) {
+        // Same expression as silu_mul (kernels/elementwise.cu): full-precision expf.
+        const float g = round_bf16(acc[r][t]), u = round_bf16(acc[r + RO][t]);
+        y[int64_t(t) * out + row0 + r] = __float2bfloat16(round_bf16(g / (1.f + expf(-g))) * u);
+      } else {
+        y[int64_t(t) * out + row0 + r] = to_out<OutT>(acc[r][t]);
+      }
+    }
 }
 
-template <int T, class OutT>
+template <int T, bool kGateUp, class OutT>
 void launch_rows(int R, const bf16* x, int in, const bf16* W, int out, OutT* y, cudaStream_t s) {
-  const int rows_per_block = R * (kThreads / 32);
-  const int grid = (out + rows_per_block - 1) / rows_per_block;
-  switch (R) {
-    case 1: kernel_gemv_v2<T, 1, OutT><<<grid, kThreads, 0, s>>>(x, in, W, out, y); break;
-    case 2: kernel_gemv_v2<T, 2, OutT><<<grid, kThreads, 0, s>>>(x, in, W, out, y); break;
-    default: kernel_gemv_v2<T, 4, OutT><<<grid, kThreads, 0, s>>>(x, in, W, out, y); break;
+  const int outs_per_block = (kGateUp ? R / 2 : R) * (kThreads / 32);
+  const int grid = (out + outs_per_block - 1) / outs_per_block;
+  const char* name = kGateUp ? "kernel_gemv_v2 (gate/up + silu)" : "kernel_gemv_v2";
+  if constexpr (kGateUp) {
+    if (R == 2) launch_pdl(name, kernel_gemv_v2<T, 2, OutT, true>, grid, kThreads, 0, s, x, in, W, out, y);
+    else launch_pdl(name, kernel_gemv_v2<T, 4, OutT, true>, grid, kThreads, 0, s, x, in, W, out, y);
+  } else {
+    switch (R) {
+      case 1: launch_pdl(name, kernel_gemv_v2<T, 1, OutT, false>, grid, kThreads, 0, s, x, in, W, out, y); break;
+      case 2: launch_pdl(name, kernel_gemv_v2<T, 2, OutT, false>, grid, kThreads, 0, s, x, in, W, out, y); break;
+      default: launch_pdl(name, kernel_gemv_v2<T, 4, OutT, false>, grid, kThreads, 0, s, x, in, W, out, y); break;
+    }
   }
 }
 
@@ -126,7 +181,8 @@ int pick_rows(int T, int out) {
   return R;
 }
 
-template <class OutT>
+// kGateUp: `out` is I (act columns) and W has 2I rows.
+template <bool kGateUp, class OutT>
 void launch_v2(const bf16* x, int T, int in, const bf16* W, int out, OutT* y, cudaStream_t s) {
   if (T < 0 || in <= 0 || out <= 0)
     throw CudaError("gemv_v2: need T >= 0, in > 0, out > 0, got T=" + std::to_string(T) +
@@ -138,18 +194,18 @@ void launch_v2(const bf16* x, int T, int in, const bf16* W, int out, OutT* y, cu
     const int tc = T - t0 < kMaxT ? T - t0 : kMaxT;
     const bf16* xc = x + int64_t(t0) * in;
     OutT* yc = y + int64_t(t0) * out;
-    const int R = pick_rows(tc, out);
+    // Gate/up: rows are picked over all 2I rows of W, at least one gate/up pair per warp.
+    const int R = kGateUp ? std::max(2, pick_rows(tc, 2 * out)) : pick_rows(tc, out);
     switch (tc) {
-      case 1: launch_rows<1>(R, xc, in, W, out, yc, s); break;
-      case 2: launch_rows<2>(R, xc, in, W, out, yc, s); break;
-      case 3: launch_rows<3>(R, xc, in, W, out, yc, s); break;
-      case 4: launch_rows<4>(R, xc, in, W, out, yc, s); break;
-      case 5: launch_rows<5>(R, xc, in, W, out, yc, s); break;
-      case 6: launch_rows<6>(R, xc, in, W, out, yc, s); break;
-      case 7: launch_rows<7>(R, xc, in, W, out, yc, s); break;
-      default: launch_rows<8>(R, xc, in, W, out, yc, s); break;
+      case 1: launch_rows<1, kGateUp>(R, xc, in, W, out, yc, s); break;
+      case 2: launch_rows<2, kGateUp>(R, xc, in, W, out, yc, s); break;
+      case 3: launch_rows<3, kGateUp>(R, xc, in, W, out, yc, s); break;
+      case 4: launch_rows<4, kGateUp>(R, xc, in, W, out, yc, s); break;
+      case 5: launch_rows<5, kGateUp>(R, xc, in, W, out, yc, s); break;
+      case 6: launch_rows<6, kGateUp>(R, xc, in, W, out, yc, s); break;
+      case 7: launch_rows<7, kGateUp>(R, xc, in, W, out, yc, s); break;
+      default: launch_rows<8, kGateUp>(R, xc, in, W, out, yc, s); break;
     }
-    check_launch("kernel_gemv_v2");
   }
 }
 
@@ -160,10 +216,14 @@ bool gemv_v2_applicable(const bf16* x, int in, const bf16* W) {
          (reinterpret_cast<uintptr_t>(W) & 15u) == 0;
 }
 void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, bf16* y, cudaStream_t s) {
-  launch_v2(x, T, in, W, out, y, s);
+  launch_v2<false>(x, T, in, W, out, y, s);
 }
 void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, float* y, cudaStream_t s) {
-  launch_v2(x, T, in, W, out, y, s);
+  launch_v2<false>(x, T, in, W, out, y, s);
+}
+void gemv_v2_gate_up_silu(const bf16* x, int T, int in, const bf16* W_gu, int I, bf16* act,
+                          cudaStream_t s) {
+  launch_v2<true>(x, T, in, W_gu, I, act, s);
 }
 
 }  // namespace twinfer::cuda::lab

@@ -106,6 +106,8 @@ CalibRun measure_cuda(const RunConfig& cfg, const ModelSpec& model,
                       const std::vector<CalibPoint>& points, const CalibRunOptions& opt) {
   if (opt.repeats < 1 || opt.warmup < 0)
     throw ConfigError("calibrate: --repeats must be >= 1 and warm-up >= 0", 2);
+  std::string why;
+  if (!cuda::device_available(&why)) throw ConfigError("calibrate --backend cuda: " + why, 1);
   CalibRun run;
   cudaDeviceProp prop{};
   int dev = 0;

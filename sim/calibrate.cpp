@@ -401,7 +401,8 @@ std::string calibration_table(const CalibSetup& s, const std::vector<CalibMeasur
       out += buf;
     }
   }
-  out += "\n" + std::string("params") + std::string(27, ' ') + "before        after\n";
+  std::snprintf(buf, sizeof buf, "\n%-28s %12s %12s\n", "params", "before", "after");
+  out += buf;
   for (const FitField& f : kFitFields) {
     std::snprintf(buf, sizeof buf, "  %-26s %12.4g %12.4g\n", f.name, before.*(f.ptr), after.*(f.ptr));
     out += buf;

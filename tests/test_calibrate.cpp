@@ -151,7 +151,7 @@ TEST_CASE("measurements round-trip through JSON, run-length encoded", "[calibrat
   CHECK(ms.front().to_json().get("seqs")->as_array().size() == 1);  // one entry for the batch
   CHECK_THROWS_WITH(CalibMeasurement::from_json(Json::parse(R"({"seqs": [], "wall_ms": 1})"), "p.json: m[3]"),
                     Catch::Contains("p.json: m[3]") && Catch::Contains("seqs"));
-  CHECK_THROWS_WITH(CalibMeasurement::from_json(Json::parse(R"({"seqs": [{"count": 1}], "speed": 1})"), "m"),
+  CHECK_THROWS_WITH(CalibMeasurement::from_json(Json::parse(R"({"seqs": [{"count": 1, "num_new_tokens": 1, "context_before": 0, "is_prefill": false, "samples": true}], "speed": 1})"), "m"),
                     Catch::Contains("speed"));
   CHECK_THROWS_WITH(CalibMeasurement::from_json(Json::parse(R"({"seqs": [{"count": 1}]})"), "m"),
                     Catch::Contains("num_new_tokens"));

@@ -71,7 +71,6 @@ int cmd_calibrate(const std::vector<std::string>& args) {
   const std::string backend = vm["backend"].as<std::string>();
   if (backend != "cuda")
     throw ConfigError("--backend " + backend + ": calibrate measures the cuda backend", 2);
-  const bool quick = vm.count("quick") > 0;
 
   const ModelSpec model = resolve_model(vm["model"].as<std::string>());
   HwProfile prof;
@@ -95,6 +94,7 @@ int cmd_calibrate(const std::vector<std::string>& args) {
     ms = measurements_of(old, path);
   } else {
 #ifdef TWINFER_HAVE_CUDA
+    const bool quick = vm.count("quick") > 0;
     RunConfig cfg;
     cfg.backend = "cuda";
     cfg.model = vm["model"].as<std::string>();

@@ -17,6 +17,7 @@ const std::vector<Command>& commands() {
       {"run", "run a workload through the engine (--backend sim|cpu|cuda) and write its outputs", cmd_run},
       {"bench", "measure a workload on a backend (default cuda): offline or online, tok/s and latency percentiles", cmd_bench},
       {"compare", "simulate the twin of a run folder and compare it metric by metric", cmd_compare},
+      {"calibrate", "measure the GPU (--backend cuda) and fit the cost model: writes a --hw-profile", cmd_calibrate},
       {"exp", "run a Lua experiment script: runs, sweeps, tables (twinfer exp FILE.lua --help)", cmd_exp},
       {"generate", "stream tokens from a checkpoint on the CPU reference", cmd_generate},
       {"make-model", "write a random checkpoint (config.json + safetensors) of a preset shape", cmd_make_model},

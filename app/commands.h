@@ -25,6 +25,7 @@ int cmd_run(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 int cmd_exp(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
+int cmd_calibrate(const std::vector<std::string>& args);
 int cmd_presets(const std::vector<std::string>& args);
 int cmd_generate(const std::vector<std::string>& args);
 int cmd_make_model(const std::vector<std::string>& args);

@@ -84,6 +84,7 @@ Json HwProfile::to_json() const {
   j["kv_cache_dtype"] = kv_cache_dtype;
   j["created"] = created;
   j["params"] = params.to_json();
+  if (!measurements.is_null()) j["measurements"] = measurements;
   return j;
 }
 
@@ -114,13 +115,18 @@ HwProfile HwProfile::from_json(const Json& j, const std::string& source) {
   } catch (const ConfigError& e) {
     throw ConfigError(e.what(), 2);
   }
+  if (const Json* ms = j.get("measurements")) {
+    if (!ms->is_array())
+      throw ConfigError(source + ": hardware profile field 'measurements': expected an array", 2);
+    p.measurements = *ms;
+  }
   for (const auto& [key, value] : j.as_object()) {
     (void)value;
     if (key != "twinfer_version" && key != "model" && key != "gpu" && key != "gpu_name" &&
-        key != "kv_cache_dtype" && key != "created" && key != "params")
+        key != "kv_cache_dtype" && key != "created" && key != "params" && key != "measurements")
       throw ConfigError(source + ": hardware profile: unknown field '" + key +
                             "' (known: twinfer_version, model, gpu, gpu_name, kv_cache_dtype, "
-                            "created, params)", 2);
+                            "created, params, measurements)", 2);
   }
   return p;
 }

@@ -34,6 +34,9 @@ struct HwProfile {
   std::string kv_cache_dtype;  // dtype of the KV cache during calibration (recorded, not enforced)
   std::string created;         // ISO-8601 UTC time of writing
   CostParams params;
+  // Raw calibration points (sim/calibrate.h, CalibMeasurement::to_json), kept so the fit can be
+  // redone (`twinfer calibrate --refit`); null when absent. Optional, not checked on load.
+  Json measurements;
 
   Json to_json() const;
   // Requires the header; every header field is checked for type. Throws ConfigError naming

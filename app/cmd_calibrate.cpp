@@ -1,0 +1,147 @@
+// `twinfer calibrate`: measures synthetic decode, prefill and mixed steps on the CUDA backend,
+// fits the cost model's CostParams to them and writes a hardware profile (docs/cost-model.md,
+// "Calibration"). `--refit` redoes the fit from a profile's stored measurements, without a GPU.
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "app/calibrate_measure.h"
+#include "app/commands.h"
+#include "core/error.h"
+#include "sim/calibrate.h"
+#include "sim/hardware.h"
+#include "sim/profile.h"
+
+namespace po = boost::program_options;
+
+namespace twinfer {
+
+namespace {
+
+DType kv_dtype_of(const std::string& kvd) {
+  if (kvd == "auto" || kvd == "bf16") return DType::bf16;
+  if (kvd == "fp8") return DType::fp8_e4m3;
+  throw ConfigError("--kv-cache-dtype " + kvd + ": calibrate supports bf16 and fp8", 2);
+}
+
+std::vector<CalibMeasurement> measurements_of(const HwProfile& p, const std::string& path) {
+  if (!p.measurements.is_array() || p.measurements.as_array().empty())
+    throw ConfigError(path + ": the profile holds no 'measurements' to refit (written by an older "
+                             "twinfer calibrate?)", 2);
+  std::vector<CalibMeasurement> out;
+  const Json::Array& a = p.measurements.as_array();
+  for (size_t i = 0; i < a.size(); ++i)
+    out.push_back(CalibMeasurement::from_json(a[i], path + ": measurements[" + std::to_string(i) + "]"));
+  return out;
+}
+
+}  // namespace
+
+int cmd_calibrate(const std::vector<std::string>& args) {
+  po::options_description d(
+      "twinfer calibrate --backend cuda --model M --out PROFILE.json [options]\n\n"
+      "Runs synthetic decode (batch 1..256 x context 128..4096), prefill (256..8192 tokens) and\n"
+      "mixed steps on the GPU, fits the cost model's efficiencies and overheads to the measured\n"
+      "step times (and per-op device times), prints measured vs predicted, and writes a profile\n"
+      "for `--hw-profile`. --refit OLD.json redoes the fit from OLD's measurements (no GPU).\n\nOptions");
+  d.add_options()("help,h", "show this help")(
+      "backend", po::value<std::string>()->default_value("cuda"), "backend to measure (cuda only)")(
+      "model", po::value<std::string>()->default_value("llama-3-8b"),
+      "model preset (random weights on the device) or checkpoint path")(
+      "hardware", po::value<std::string>()->default_value("h100-sxm"),
+      "hardware preset the profile is for (its peaks are what the efficiencies are fractions of)")(
+      "out", po::value<std::string>()->value_name("FILE"), "profile JSON to write (required)")(
+      "kv-cache-dtype", po::value<std::string>()->default_value("bf16"), "bf16 | fp8")(
+      "max-model-len", po::value<int32_t>()->default_value(8192), "longest context a step may reach")(
+      "quick", "fewer points and repeats (under a minute on an H100)")(
+      "repeats", po::value<int>(), "timed executions per step, median kept [default: 5, --quick 3]")(
+      "no-op-profile", "skip the op-profiled pass (fit on wall times only)")(
+      "seed", po::value<uint64_t>()->default_value(0), "weights and token ids")(
+      "refit", po::value<std::string>()->value_name("PROFILE"),
+      "fit again from PROFILE's measurements instead of measuring");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (!vm.count("out")) throw ConfigError("--out PROFILE.json is required", 2);
+  const std::string out = vm["out"].as<std::string>();
+  const std::string backend = vm["backend"].as<std::string>();
+  if (backend != "cuda")
+    throw ConfigError("--backend " + backend + ": calibrate measures the cuda backend", 2);
+
+  const ModelSpec model = resolve_model(vm["model"].as<std::string>());
+  HwProfile prof;
+  prof.twinfer_version = twinfer_version();
+  prof.model = ModelFingerprint::of(model);
+  prof.gpu = vm["hardware"].as<std::string>();
+  prof.kv_cache_dtype = vm["kv-cache-dtype"].as<std::string>();
+  if (prof.kv_cache_dtype == "auto") prof.kv_cache_dtype = "bf16";
+  std::vector<CalibMeasurement> ms;
+
+  if (vm.count("refit")) {
+    const std::string path = vm["refit"].as<std::string>();
+    const HwProfile old = HwProfile::load(path);
+    const std::vector<std::string> diff = old.model.diff(prof.model);
+    if (!diff.empty())
+      throw ConfigError(path + ": measured on another model shape than --model " + model.name +
+                            ": " + diff.front(), 2);
+    if (vm["hardware"].defaulted()) prof.gpu = old.gpu;
+    prof.gpu_name = old.gpu_name;
+    prof.kv_cache_dtype = old.kv_cache_dtype;
+    ms = measurements_of(old, path);
+  } else {
+#ifdef TWINFER_HAVE_CUDA
+    const bool quick = vm.count("quick") > 0;
+    RunConfig cfg;
+    cfg.backend = "cuda";
+    cfg.model = vm["model"].as<std::string>();
+    cfg.hardware = prof.gpu;
+    cfg.seed = vm["seed"].as<uint64_t>();
+    cfg.engine.kv_cache_dtype = prof.kv_cache_dtype;
+    cfg.engine.max_model_len = vm["max-model-len"].as<int32_t>();
+    // The largest calibration step: 256 decodes, or 8192 prompt tokens in one step.
+    cfg.engine.max_num_seqs = 256;
+    cfg.engine.max_num_batched_tokens = 8192;
+    cfg.engine.enable_chunked_prefill = true;
+    CalibRunOptions ro;
+    ro.repeats = vm.count("repeats") ? vm["repeats"].as<int>() : (quick ? 3 : 5);
+    ro.warmup = quick ? 1 : 2;
+    ro.op_profile = !vm.count("no-op-profile");
+    std::fprintf(stderr, "calibrate: %s on the GPU, %s KV cache, %s\n", model.name.c_str(),
+                 prof.kv_cache_dtype.c_str(), quick ? "quick" : "full grid");
+    CalibRun run = measure_cuda(cfg, model, calibration_points(quick), ro);
+    for (const std::string& s : run.skipped) std::fprintf(stderr, "  skipped %s\n", s.c_str());
+    prof.gpu_name = run.gpu_name;
+    ms = std::move(run.measurements);
+#else
+    throw ConfigError("this twinfer was built without the CUDA backend (no nvcc at build time): "
+                      "calibrate needs a GPU build; `--refit PROFILE.json` redoes a fit from a "
+                      "profile's measurements anywhere", 1);
+#endif
+  }
+
+  CalibSetup setup;
+  setup.model = model;
+  setup.hw = resolve_hardware(prof.gpu);
+  setup.weight_dtype = DType::bf16;  // the CUDA backend holds bf16 weights whatever it loaded
+  setup.kv_dtype = kv_dtype_of(prof.kv_cache_dtype);
+  const CostParams before;
+  const FitResult fit = fit_cost_params(setup, ms, before);
+  std::printf("%s", calibration_table(setup, ms, before, fit.params).c_str());
+  std::printf("fit: objective %.4g -> %.4g in %d sweeps\n", fit.objective_before, fit.objective_after,
+              fit.sweeps);
+
+  prof.created = utc_timestamp_now();
+  prof.params = fit.params;
+  prof.measurements = Json::array();
+  for (const CalibMeasurement& m : ms) prof.measurements.push_back(m.to_json());
+  prof.save(out);
+  std::printf("wrote %s (gpu %s%s%s)\n", out.c_str(), prof.gpu.c_str(),
+              prof.gpu_name.empty() ? "" : ", ", prof.gpu_name.c_str());
+  return 0;
+}
+
+}  // namespace twinfer

@@ -1,0 +1,105 @@
+// Calibration of the cost model (docs/cost-model.md, "Calibration"): the synthetic steps
+// `twinfer calibrate` measures, the raw measurements a profile keeps, and the fit of CostParams
+// to them. Nothing here touches a GPU: the CUDA side (app/calibrate_cuda.cpp) only fills
+// CalibMeasurements, so the fit can be redone from a profile's "measurements" and unit-tested on
+// measurements generated from known parameters.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/executor.h"
+#include "core/json.h"
+#include "core/model_spec.h"
+#include "sim/cost_model.h"
+#include "sim/hardware.h"
+
+namespace twinfer {
+
+// One scheduled sequence of a synthetic step: the fields the cost model reads.
+struct SeqShape {
+  int32_t num_new_tokens = 1;
+  int32_t context_before = 0;
+  bool is_prefill = false;
+  bool samples = true;
+};
+
+struct CalibPoint {
+  std::string kind;   // "decode", "prefill", "mixed"
+  std::string label;  // "decode b=32 ctx=1024"
+  std::vector<SeqShape> seqs;  // decodes first, then prefill chunks (the engine's order)
+
+  int64_t tokens() const;       // Σ num_new_tokens
+  int64_t context_tokens() const;  // Σ context_after: KV slots the step needs
+};
+
+// The grid `twinfer calibrate` measures: decode batches {1..256} x contexts {128, 1024, 4096},
+// two non-sampling decodes (eager on the CUDA executor), prefills of 256..8192 tokens (one and
+// several sequences, a late chunk), and mixed steps (decodes + one prefill chunk).
+// `quick` keeps a subset that still pins every fitted parameter.
+std::vector<CalibPoint> calibration_points(bool quick);
+
+// The StepPlan the cost model sees for `seqs` (no token ids or block tables).
+StepPlan shape_plan(const std::vector<SeqShape>& seqs, int32_t block_size);
+
+struct CalibMeasurement {
+  CalibPoint point;
+  bool eager = true;  // the step ran eagerly (no graph replay); the cost model's launch term
+  double wall_s = 0;  // median wall time of execute(); 0 when not measured
+  // Device seconds per step by cost-model op name (embedding, qkv_proj, attn_decode, ...), from
+  // an op-profiled run; empty when none.
+  std::vector<std::pair<std::string, double>> op_s;
+
+  Json to_json() const;
+  // Throws ConfigError naming `where` and the field.
+  static CalibMeasurement from_json(const Json& j, const std::string& where);
+};
+
+// What the measurements were taken on: fixes the FLOP and byte counts.
+struct CalibSetup {
+  ModelSpec model;
+  HardwareSpec hw;
+  DType weight_dtype = DType::bf16;
+  DType kv_dtype = DType::bf16;
+  int32_t block_size = 16;
+};
+
+// CostParams fields the fit may move. step_cpu_s and per_seq_cpu_s model the scheduler, which
+// calibration does not run (it drives the executor directly), so they are not fitted by
+// default; the executor's own host time lands in the launch terms and sampling_s_per_seq.
+std::vector<std::string> default_fit_params();
+// Every name fit_cost_params accepts.
+std::vector<std::string> fittable_params();
+
+struct FitOptions {
+  std::vector<std::string> params = default_fit_params();
+  int max_sweeps = 400;
+  double min_step = 1e-5;  // log-space step at which the search stops
+};
+
+struct FitResult {
+  CostParams params;
+  double objective_before = 0, objective_after = 0;
+  int sweeps = 0;
+};
+
+// Predicted step time under `p` for a measurement (its eager flag picks the launch term).
+double predict_wall_s(const CalibSetup& s, const CostParams& p, const CalibMeasurement& m);
+
+// The objective the fit minimises: mean over wall-timed points of (pred/meas - 1)^2, plus, for
+// op-profiled points, the time-share-weighted mean of the same per op.
+double fit_objective(const CalibSetup& s, const CostParams& p,
+                     const std::vector<CalibMeasurement>& ms);
+
+// Coordinate search in log space over opts.params from `start` (efficiencies kept in (0, 1]).
+// Throws ConfigError for an unknown parameter name or when no measurement has a time.
+FitResult fit_cost_params(const CalibSetup& s, const std::vector<CalibMeasurement>& ms,
+                          const CostParams& start, const FitOptions& opts = {});
+
+// The report table: per point, measured wall ms, predicted ms before and after, error after;
+// then the summed per-op device times against the fitted per-op predictions; then the params.
+std::string calibration_table(const CalibSetup& s, const std::vector<CalibMeasurement>& ms,
+                              const CostParams& before, const CostParams& after);
+
+}  // namespace twinfer

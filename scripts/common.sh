@@ -30,6 +30,11 @@ install_missing() {
 
 configure_and_build() {
   local dir="$1"; shift
+  # The CUDA toolkit's usual home, so CMake finds nvcc (and builds the CUDA backend) when the
+  # toolkit is installed but not on PATH.
+  if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+    export PATH="/usr/local/cuda/bin:$PATH"
+  fi
   cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
   cmake --build "$dir" -j "$JOBS"
 }

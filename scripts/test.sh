@@ -5,7 +5,7 @@ source "$(dirname "$0")/common.sh"
 install_missing
 if [ "${SANITIZE:-0}" = "1" ]; then
   BUILD_DIR="$ROOT/build-asan"
-  configure_and_build "$BUILD_DIR" -DTWINFER_SANITIZE=ON -DTWINFER_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  configure_and_build "$BUILD_DIR" -DTWINFER_SANITIZE=ON -DTWINFER_BUILD_BENCH=OFF -DTWINFER_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
 else
   configure_and_build "$BUILD_DIR"
 fi

@@ -147,11 +147,14 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
   const float m = s_m;
   const bool use_top_k = d.top_k > 1 && d.top_k < vocab;
   if (!use_top_k && !(d.top_p < 1.0)) {
-    IdOrderDraw<kSampleThreads> draw{walk_storage.scan, red.sum, walk_storage.index, s_total};
+    // big.head (4096 words) holds the per-tile masses: at most 512 tiles (vocab < 2^20).
+    static_assert(kHeadCap * id_tile_ids<kSampleThreads>() >= (int64_t{1} << 20));
+    __shared__ IdOrderShared id_shared;
+    IdOrderDraw<kSampleThreads> draw{walk_storage.scan, big.head, id_shared};
     const int32_t id = draw.draw(l, vocab, t, m, d.min_p, d.key, best.i);
     if (tid == 0) {
       out[row] = id;
-      stats[row] = RowStats{m, 0, s_total};
+      stats[row] = RowStats{m, 0, id_shared.mass};
     }
     return;
   }

@@ -54,8 +54,11 @@ int32_t reference_draw(std::vector<float> l, const SamplingParams& p, uint64_t k
     total += q;
     if (q > 0) v.emplace_back(q, static_cast<int32_t>(i));
   }
-  if (p.top_p < 1)  // else v stays in ascending id order
+  if (p.top_p < 1) {
     std::sort(v.begin(), v.end(), [](auto a, auto b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  } else {  // v stays in ascending id order; min-p drops tokens anywhere in it
+    std::erase_if(v, [&p](auto e) { return e.first < static_cast<float>(p.min_p); });
+  }
   size_t end = v.size();
   if (p.top_p < 1) {
     double cum = 0;

@@ -128,14 +128,14 @@ int compare_batches(int64_t v, int rows, int calls, uint64_t seed, Mode mode = M
 TEST_CASE("GPU sampler draws the CPU sampler's tokens, vocab 128256", "[gpu][sampler]") {
   TWINFER_REQUIRE_GPU();
   // 24 calls x 64 rows = 1536 random (logits, params, key) combos; exact equality expected.
-  CHECK(compare_batches(128256, 64, 24, 1, false) == 0);
+  CHECK(compare_batches(128256, 64, 24, 1) == 0);
 }
 
 TEST_CASE("GPU sampler draws the CPU sampler's tokens, small and odd vocabs", "[gpu][sampler]") {
   TWINFER_REQUIRE_GPU();
-  CHECK(compare_batches(100, 200, 15, 2, false) == 0);   // 3000 combos
-  CHECK(compare_batches(4099, 37, 20, 3, false) == 0);   // odd sizes: 740 combos
-  CHECK(compare_batches(100, 1, 50, 4, false) == 0);     // single-row calls
+  CHECK(compare_batches(100, 200, 15, 2) == 0);   // 3000 combos
+  CHECK(compare_batches(4099, 37, 20, 3) == 0);   // odd sizes: 740 combos
+  CHECK(compare_batches(100, 1, 50, 4) == 0);     // single-row calls
 }
 
 TEST_CASE("GPU sampler id-order draw (top_p 1, no top-k) equals the CPU's", "[gpu][sampler]") {

@@ -1,6 +1,7 @@
 // vLLM-compatible sampling (core/sampling.h). Per call the work is a few passes over the vocab
-// with thread_local scratch (no allocation once it has grown to the vocab size) plus a sort of
-// only the head of the distribution that the draw can reach, sized by a histogram of magnitudes.
+// with thread_local scratch (no allocation once it has grown to the vocab size). Without top-k
+// or top-p the draw walks the kept tokens in id order (no sort); with them, a sort of only the
+// head of the distribution that the draw can reach, sized by a histogram of magnitudes.
 #include "core/sampling.h"
 
 #include <algorithm>
@@ -195,28 +196,50 @@ int32_t sample_token(std::span<float> logits, const SamplingParams& p,
   if (prob.size() < v) prob.resize(v);
   if (keys.size() < v) keys.resize(v);
   const auto thr = static_cast<float>(p.min_p);  // min-p: keep p >= min_p * max = min_p
+  const bool use_top_k = p.top_k > 1 && static_cast<size_t>(p.top_k) < v;
+  const bool use_top_p = p.top_p < 1.0;
+
+  if (!use_top_k && !use_top_p) {
+    // Nothing truncates by rank: the kept set is every token with p >= min_p, and the
+    // inverse-CDF walk goes over it in ascending id order, so no sort. keys[i] holds token i's
+    // fixed-point mass (0 when dropped by min-p). The top token (p = 1 >= min_p) makes the
+    // mass positive, so target < mass and the walk always ends on a kept token with f > 0.
+    uint64_t mass = 0;
+    for (size_t i = 0; i < v; ++i) {
+      const float l = logits[i];
+      const float q = l == l ? sampling_exp(l - m) : 0.0f;
+      const uint64_t f = q >= thr ? fixed_mass(q) : 0;
+      keys[i] = f;
+      mass += f;
+    }
+    const uint64_t target = draw_target(key, mass);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < v; ++i) {
+      cum += keys[i];
+      if (cum > target) return static_cast<int32_t>(i);
+    }
+    return top;  // unreachable: cum ends at mass > target
+  }
+
+  // Rank-truncated (top-k or top-p): the walk goes over the head in descending probability.
   // Probability mass and count per binary order of magnitude (bucket b holds p in
   // [2^-b, 2^-(b-1)), b = 127 for subnormals and zero), so the sorted head can be sized in one
   // pass. Only the head's size depends on them; the token depends on the exact sums below.
   double bucket_mass[128] = {};
   uint32_t bucket_count[128] = {};
-  uint64_t total = 0, mass_thr = 0;  // fixed point (fixed_mass), exact
+  uint64_t total = 0;  // fixed point (fixed_mass), exact
   for (size_t i = 0; i < v; ++i) {
     const float l = logits[i];
     const float q = l == l ? sampling_exp(l - m) : 0.0f;
     prob[i] = q;
     const uint64_t f = fixed_mass(q);
     total += f;
-    if (q >= thr) mass_thr += f;
     uint32_t bits;
     std::memcpy(&bits, &q, sizeof bits);
     const uint32_t b = 127 - std::min<uint32_t>(bits >> 23, 127);
     bucket_mass[b] += q;
     ++bucket_count[b];
   }
-  const bool use_top_k = p.top_k > 1 && static_cast<size_t>(p.top_k) < v;
-  const bool use_top_p = p.top_p < 1.0;
-
   // Walks keys[0, n) (sorted, descending probability): top-p nucleus against `norm`, then
   // min-p, then the inverse-CDF draw. Returns -1 when the walk needs tokens beyond n.
   auto walk = [&](size_t n, uint64_t norm, bool complete) -> int32_t {
@@ -232,11 +255,7 @@ int32_t sample_token(std::span<float> logits, const SamplingParams& p,
     size_t kept = 0;
     while (kept < end && key_prob(keys[kept]) >= thr) ++kept;
     uint64_t mass = 0;
-    if (!use_top_k && !use_top_p) {
-      mass = mass_thr;  // the kept set is every token with p >= min_p; its mass is exact
-    } else {
-      for (size_t r = 0; r < kept; ++r) mass += fixed_mass(key_prob(keys[r]));
-    }
+    for (size_t r = 0; r < kept; ++r) mass += fixed_mass(key_prob(keys[r]));
     const uint64_t target = draw_target(key, mass);
     uint64_t cum = 0;
     for (size_t r = 0; r < kept; ++r) {
@@ -280,13 +299,10 @@ int32_t sample_token(std::span<float> logits, const SamplingParams& p,
     return walk(kk, top_total, true);
   }
 
-  // The head must hold the nucleus (top-p) or the draw target; the slack absorbs the rounding
-  // of the bucket sums, and a walk that still falls short retries with every token. The
-  // token does not depend on the head's size: walks over any sorted prefix agree.
-  const double u = static_cast<double>(mix64(key) >> 11) * 0x1.0p-53;
-  const double need = (use_top_p ? p.top_p * static_cast<double>(total)
-                                 : u * static_cast<double>(mass_thr)) *
-                      std::ldexp(1.0, -kFixedBits) * (1 + 1e-6);
+  // Top-p: the head must hold the nucleus; the slack absorbs the rounding of the bucket sums,
+  // and a walk that still falls short retries with every token. The token does not depend on
+  // the head's size: walks over any sorted prefix agree.
+  const double need = p.top_p * static_cast<double>(total) * std::ldexp(1.0, -kFixedBits) * (1 + 1e-6);
   const float floor_tau = std::max(thr, std::numeric_limits<float>::denorm_min());
   const float tau = std::max(head_tau([&](double mass, uint64_t) { return mass > need; }), floor_tau);
   size_t n = collect(tau);

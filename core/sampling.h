@@ -27,7 +27,9 @@ float sampling_exp(float d);
 
 // Applies penalties (repetition over prompt+output, presence/frequency over output),
 // min_tokens (stop ids and eos masked), temperature, top-k, top-p, min-p to `logits` in place,
-// then draws. temperature == 0 is greedy (argmax, lowest id on ties).
+// then draws by inverse CDF over the kept tokens: in descending probability (ties by id) when
+// top-k or top-p truncates, else in ascending id order (no sort needed). temperature == 0 is
+// greedy (argmax, lowest id on ties).
 int32_t sample_token(std::span<float> logits, const SamplingParams& p,
                      std::span<const int32_t> prompt, std::span<const int32_t> output,
                      std::span<const int64_t> eos_ids, uint64_t key);

@@ -1,8 +1,9 @@
 // GpuSampler (kernels/sampler.h): packs each call's parameters and penalty/mask token lists
 // (CSR: offsets in RowDesc, ids in one int32 array) into a pinned host buffer, uploads them with
 // one copy, then runs either the argmax-only kernel (all-greedy batch, no penalties or masks) or
-// penalty_kernel + sample_kernel. Rows whose draw needs more than the shared-memory head take a
-// full-vocab sort (cub::DeviceRadixSort) afterwards; buffers for it are sized here, once.
+// penalty_kernel + sample_kernel. Rows without top-k / top-p draw in id order inside
+// sample_kernel (no sort). Rank-truncated rows whose draw needs more than the shared-memory head
+// take a full-vocab sort (cub::DeviceRadixSort) afterwards; buffers for it are sized here, once.
 #include "kernels/sampler.h"
 
 #include <cub/cub.cuh>

@@ -7,6 +7,7 @@
 #include <cfloat>
 #include <climits>
 
+#include "kernels/sampler_idorder.cuh"
 #include "kernels/sampler_walk.cuh"
 
 namespace twinfer::cuda::sampler_detail {
@@ -98,8 +99,9 @@ penalty_kernel(float* logits, int64_t vocab, const RowDesc* desc, const int32_t*
   }
 }
 
-// One CTA per row: argmax (greedy rows stop there), probabilities and exact fixed-point sums
-// with a histogram of magnitudes, the head that must hold the draw (q >= 2^-b), sorted in
+// One CTA per row: argmax (greedy rows stop there). Rows without top-k / top-p draw in id
+// order (IdOrderDraw: two more reads of the row, no sort). The others: probabilities and exact
+// fixed-point sums with a histogram of magnitudes, the head that must hold the draw (q >= 2^-b), sorted in
 // shared memory, then the CPU's walk. A head over kHeadCap tokens (or a walk that runs past
 // it) leaves out[row] = -1 and stats for the host's full-sort fallback.
 __global__ void __launch_bounds__(kSampleThreads)
@@ -121,7 +123,7 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
   __shared__ uint32_t units[kZeroBucket + 1];  // sum of (256 + top 8 mantissa bits) per magnitude
   __shared__ float s_m, s_tau;
   __shared__ int32_t s_n, s_state;  // s_state: 0 go on, 1 done, 2 fallback
-  __shared__ uint64_t s_total, s_mass_thr;
+  __shared__ uint64_t s_total;
 
   const int row = blockIdx.x;
   const RowDesc d = desc[row];
@@ -143,9 +145,22 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
   __syncthreads();
   if (s_state == 1) return;
   const float m = s_m;
+  const bool use_top_k = d.top_k > 1 && d.top_k < vocab;
+  if (!use_top_k && !(d.top_p < 1.0)) {
+    // big.head (4096 words) holds the per-tile masses: at most 512 tiles (vocab < 2^20).
+    static_assert(kHeadCap * id_tile_ids<kSampleThreads>() >= (int64_t{1} << 20));
+    __shared__ IdOrderShared id_shared;
+    IdOrderDraw<kSampleThreads> draw{walk_storage.scan, big.head, id_shared};
+    const int32_t id = draw.draw(l, vocab, t, m, d.min_p, d.key, best.i);
+    if (tid == 0) {
+      out[row] = id;
+      stats[row] = RowStats{m, 0, id_shared.mass};
+    }
+    return;
+  }
 
-  // Pass 2: q = exp(l/t - m), fixed-point sums, histogram of binary magnitudes.
-  uint64_t tot = 0, thr_mass = 0;
+  // Pass 2: q = exp(l/t - m), fixed-point total, histogram of binary magnitudes.
+  uint64_t tot = 0;
   for (int64_t base = 0; base < vocab; base += kSampleThreads) {
     const int64_t i = base + tid;
     int bucket = kZeroBucket + 1;  // out of range: no slot
@@ -155,7 +170,6 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
       const float q = s == s ? sampling_exp(__fsub_rn(s, m)) : 0.0f;
       const uint64_t f = fixed_mass(q);
       tot += f;
-      if (q >= d.min_p) thr_mass += f;
       bucket = q > 0.0f ? 127 - static_cast<int>(min(__float_as_uint(q) >> 23, 127u)) : kZeroBucket;
       unit = 256u + ((__float_as_uint(q) >> 15) & 255u);  // q >= unit * 2^(-b-8) for normal q
     }
@@ -176,25 +190,19 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
     }
   }
   tot = Reduce(red.sum).Sum(tot);
-  __syncthreads();
-  thr_mass = Reduce(red.sum).Sum(thr_mass);
   if (tid == 0) {
     s_total = tot;
-    s_mass_thr = thr_mass;
     // The head q >= 2^-b for the first depth b whose lower-bound mass already covers the
-    // nucleus or the draw target, or whose count reaches top-k. Lower bound per bucket b <= 36:
+    // nucleus, or whose count reaches top-k. Lower bound per bucket b <= 36:
     // units * 2^(36-b) <= sum of fixed_mass (within 0.4%); deeper buckets count as 0.
-    const bool use_top_k = d.top_k > 1 && d.top_k < vocab;
     const double need = __dmul_rn(d.top_p, __ull2double_rn(tot));
-    const uint64_t target = draw_target(d.key, thr_mass);
     int chosen = -1;
     uint64_t count = 0, lb = 0;
     for (int b = 0; b < 126 && chosen < 0; ++b) {
       count += hist[b];
       if (b <= 36) lb += static_cast<uint64_t>(units[b]) << (36 - b);
       const bool enough = use_top_k ? count >= static_cast<uint64_t>(d.top_k)
-                          : d.top_p < 1.0 ? !(__ull2double_rn(lb) < need)
-                                          : lb > target;
+                                    : !(__ull2double_rn(lb) < need);
       if (enough) chosen = b;
     }
     if (chosen < 0) {  // every token with q > 0
@@ -204,7 +212,7 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
     s_tau = chosen < 0 ? 0.0f : __int_as_float((127 - chosen) << 23);  // 2^-chosen
     s_state = count > static_cast<uint64_t>(kHeadCap) ? 2 : 0;
     s_n = 0;
-    stats[row] = RowStats{m, 0, tot, thr_mass};
+    stats[row] = RowStats{m, 0, tot};
   }
   __syncthreads();
   const bool complete = s_tau == 0.0f;
@@ -242,7 +250,7 @@ sample_kernel(const float* logits, int64_t vocab, const RowDesc* desc, RowStats*
     for (int j = 0; j < kSortItems; ++j) big.head[tid * kSortItems + j] = items[j];
     __syncthreads();
     W w{walk_storage};
-    const int32_t id = w.walk(big.head, n, complete, d, s_total, s_mass_thr, vocab);
+    const int32_t id = w.walk(big.head, n, complete, d, s_total, vocab);
     if (tid == 0) {
       out[row] = id;
       if (id < 0) stats[row].status = 1;
@@ -280,7 +288,7 @@ walk_kernel(const uint64_t* keys, int64_t vocab, const RowDesc* d, const RowStat
   __syncthreads();
   W w{storage};
   const RowDesc desc = *d;
-  const int32_t id = w.walk(keys, s_n, true, desc, st->total, st->mass_thr, vocab);
+  const int32_t id = w.walk(keys, s_n, true, desc, st->total, vocab);
   if (threadIdx.x == 0) *out = id;
 }
 

@@ -65,12 +65,12 @@ struct RowDesc {
   int32_t mask_off = 0, n_mask = 0;                 // ids set to -inf (min_tokens)
 };
 
-// What the main kernel learned about a row, for the fallback walk over the full vocab.
+// What the main kernel learned about a row, for the fallback walk over the full vocab
+// (rank-truncated rows only: top-k or top-p).
 struct RowStats {
   float m;           // max of the scaled logits
   int32_t status;    // 0 done, 1 needs the full sort
-  uint64_t total;    // fixed-point mass of all tokens
-  uint64_t mass_thr; // of the tokens with q >= min_p
+  uint64_t total;    // fixed-point mass of all tokens (of the kept ones on the id-order path)
 };
 
 }  // namespace twinfer::cuda::sampler_detail

@@ -72,9 +72,10 @@ struct Walker {
   }
 
   // keys[0, n): sorted candidates (every token with q >= some tau and q > 0). complete: they
-  // are all tokens with q > 0. Returns the token, or -1 when the walk needs keys beyond n.
+  // are all tokens with q > 0. Rank-truncated rows only (top-k or top-p; the others draw in id
+  // order, sampler_idorder.cuh). Returns the token, or -1 when the walk needs keys beyond n.
   __device__ int32_t walk(const uint64_t* keys, int32_t n, bool complete, const RowDesc& d,
-                          uint64_t total, uint64_t mass_thr, int64_t vocab) {
+                          uint64_t total, int64_t vocab) {
     const bool use_top_k = d.top_k > 1 && d.top_k < vocab;
     const bool use_top_p = d.top_p < 1.0;
     int32_t lim = n;
@@ -92,7 +93,7 @@ struct Walker {
       end = r == lim ? lim : r + 1;
     }
     const int32_t kept = count_at_least(keys, end, d.min_p);
-    const uint64_t mass = (use_top_k || use_top_p) ? prefix_sum(keys, kept) : mass_thr;
+    const uint64_t mass = prefix_sum(keys, kept);
     const uint64_t target = draw_target(d.key, mass);
     const int32_t r = first_crossing(keys, kept, [target](uint64_t c) { return c > target; });
     if (r < kept) return key_id(keys[r]);

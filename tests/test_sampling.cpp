@@ -32,7 +32,17 @@ std::map<int32_t, int> histogram(const std::vector<float>& logits, const Samplin
   return h;
 }
 
-// The documented algorithm written plainly: full sort, nucleus, min-p, inverse CDF.
+// Uniform of a key: the top 53 bits of splitmix64's output function, as a double in [0, 1).
+double unit(uint64_t key) {
+  uint64_t z = key + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+// The documented algorithm written plainly (no top-k): with top-p, full sort, nucleus, min-p,
+// inverse CDF in that order; without, min-p then inverse CDF in ascending id order.
 int32_t reference_draw(std::vector<float> l, const SamplingParams& p, uint64_t key) {
   const double t = p.temperature;
   for (float& x : l) x /= static_cast<float>(t);
@@ -44,7 +54,11 @@ int32_t reference_draw(std::vector<float> l, const SamplingParams& p, uint64_t k
     total += q;
     if (q > 0) v.emplace_back(q, static_cast<int32_t>(i));
   }
-  std::sort(v.begin(), v.end(), [](auto a, auto b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  if (p.top_p < 1) {
+    std::sort(v.begin(), v.end(), [](auto a, auto b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  } else {  // v stays in ascending id order; min-p drops tokens anywhere in it
+    std::erase_if(v, [&p](auto e) { return e.first < static_cast<float>(p.min_p); });
+  }
   size_t end = v.size();
   if (p.top_p < 1) {
     double cum = 0;
@@ -56,12 +70,7 @@ int32_t reference_draw(std::vector<float> l, const SamplingParams& p, uint64_t k
   while (kept < end && v[kept].first >= static_cast<float>(p.min_p)) ++kept;
   double mass = 0;
   for (size_t r = 0; r < kept; ++r) mass += v[r].first;
-  // splitmix64 output function, top 53 bits.
-  uint64_t z = key + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  const double target = static_cast<double>(z >> 11) * 0x1.0p-53 * mass;
+  const double target = unit(key) * mass;
   double cum = 0;
   for (size_t r = 0; r < kept; ++r) {
     cum += v[r].first;
@@ -228,7 +237,7 @@ TEST_CASE("sampling keys are reproducible and draws follow softmax", "[sampling]
   }
 }
 
-TEST_CASE("partial-sort sampler equals the plain full-sort algorithm", "[sampling]") {
+TEST_CASE("sampler equals the plain algorithm, sorted or in id order", "[sampling]") {
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0, 2);
   std::vector<float> l(50000);
@@ -247,5 +256,79 @@ TEST_CASE("partial-sort sampler equals the plain full-sort algorithm", "[samplin
       distinct.insert(got);
     }
     CHECK(distinct.size() > 20);
+  }
+}
+
+TEST_CASE("untruncated draws walk the kept tokens in ascending id order", "[sampling]") {
+  // q = p / max = {0.4, 1, 0.6}, mass 2: id order puts the boundaries at u = 0.2 and 0.7.
+  const auto l = log_probs({0.2, 0.5, 0.3});
+  int seen[3] = {};
+  for (uint64_t key = 0; key < 2000; ++key) {
+    const double u = unit(key);
+    auto near = [u](double b) { return std::abs(u - b) < 1e-6; };
+    if (near(0.2) || near(0.7) || near(0.5) || near(0.8) || near(0.625)) continue;
+    INFO("key " << key << " u " << u);
+    const int32_t want = u < 0.2 ? 0 : u < 0.7 ? 1 : 2;
+    ++seen[want];
+    // top_k disabled in every spelling: -1, 0, or at least the vocab size.
+    for (int32_t k : {-1, 0, 3, 7}) {
+      SamplingParams p;
+      p.top_k = k;
+      CHECK(draw(l, p, key) == want);
+    }
+    // min_p 0.5 keeps q >= 0.5 (ids 1 and 2, mass 1.6): boundary at u = 1 / 1.6.
+    SamplingParams mp;
+    mp.min_p = 0.5;
+    CHECK(draw(l, mp, key) == (u < 0.625 ? 1 : 2));
+    // Any rank truncation keeps the descending order (1, 2, 0), even when it keeps everything.
+    SamplingParams tp;
+    tp.top_p = 0.999999;
+    CHECK(draw(l, tp, key) == (u < 0.5 ? 1 : u < 0.8 ? 2 : 0));
+    SamplingParams tk;
+    tk.top_k = 2;  // ids 1 and 2 by rank, mass 1.6
+    CHECK(draw(l, tk, key) == (u < 0.625 ? 1 : 2));
+  }
+  CHECK(seen[0] > 300);
+  CHECK(seen[1] > 900);
+  CHECK(seen[2] > 500);
+}
+
+TEST_CASE("untruncated draw frequencies match the probabilities (chi-square)", "[sampling]") {
+  std::mt19937 rng(21);
+  std::normal_distribution<float> nd(0, 1.5f);
+  for (int v : {16, 200}) {
+    std::vector<float> l(static_cast<size_t>(v));
+    for (float& x : l) x = nd(rng);
+    for (double min_p : {0.0, 0.1}) {
+      SamplingParams p;
+      p.min_p = min_p;
+      const float mx = *std::max_element(l.begin(), l.end());
+      std::vector<double> expect(l.size());
+      double z = 0;
+      for (size_t i = 0; i < l.size(); ++i) {
+        const double q = std::exp(static_cast<double>(l[i] - mx));
+        expect[i] = q >= min_p ? q : 0.0;
+        z += expect[i];
+      }
+      const int n = 60000;
+      std::vector<int> h(l.size(), 0);
+      for (int i = 0; i < n; ++i) ++h[static_cast<size_t>(draw(l, p, sampling_key(p, 99, 3, i)))];
+      double chi2 = 0;
+      int df = -1;
+      for (size_t i = 0; i < l.size(); ++i) {
+        if (expect[i] == 0) {
+          CHECK(h[i] == 0);  // dropped by min-p: never drawn
+          continue;
+        }
+        const double e = n * expect[i] / z;
+        chi2 += (h[i] - e) * (h[i] - e) / e;
+        ++df;
+      }
+      // Bound: mean df, sd sqrt(2 df); df + 6 sd + 10 is far in the tail (p < 1e-6) for a
+      // correct sampler, while a wrong distribution over 60000 draws lands far above it.
+      INFO("vocab " << v << " min_p " << min_p << " chi2 " << chi2 << " df " << df);
+      CHECK(df > 3);
+      CHECK(chi2 < df + 6 * std::sqrt(2.0 * df) + 10);
+    }
   }
 }

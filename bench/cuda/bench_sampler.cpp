@@ -1,6 +1,8 @@
 // GpuSampler per call (upload of parameters, kernels, token download and sync), rows x 128256
-// fp32 logits: greedy (argmax-only path, one read of the logits) and top-p 0.9 at T 0.7 (three
-// reads: max, probabilities/sums, head collection). GB/s counts one read of the logits.
+// fp32 logits: greedy (argmax-only path, one read of the logits), top-p 0.9 at T 0.7 (three
+// reads: max, probabilities/sums, head collection) and T 1 / top_p 1 / top_k -1, vLLM's
+// default (id-order draw, no sort: max, kept mass, then on average half a read to the
+// crossing). GB/s counts one read of the logits.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -20,7 +22,9 @@ using twinfer::cuda::SampleRow;
 
 constexpr int64_t kVocab = 128256;
 
-void run(benchmark::State& state, bool greedy) {
+enum class Mode { kGreedy, kTopP, kTemp1 };
+
+void run(benchmark::State& state, Mode mode) {
   std::string why;
   if (!twinfer::cuda::device_available(&why)) {
     state.SkipWithError(why.c_str());
@@ -45,12 +49,12 @@ void run(benchmark::State& state, bool greedy) {
     TWINFER_CUDA_CHECK(cudaMemcpy(d + per * c, h.data(), per * sizeof(float), cudaMemcpyHostToDevice));
   GpuSampler sampler(kVocab, rows, {kVocab - 1});
   SamplingParams p;
-  if (greedy) {
+  if (mode == Mode::kGreedy) {
     p.temperature = 0;
-  } else {
+  } else if (mode == Mode::kTopP) {
     p.temperature = 0.7;
     p.top_p = 0.9;
-  }
+  }  // kTemp1: the defaults (temperature 1, top_p 1, top_k -1, min_p 0)
   std::vector<SampleRow> sr(rows, SampleRow{&p, {}, {}, 0});
   std::vector<int32_t> out(rows);
   cudaStream_t s;
@@ -78,10 +82,12 @@ void run(benchmark::State& state, bool greedy) {
   cudaFree(d);
 }
 
-void BM_GpuSampleGreedy(benchmark::State& state) { run(state, true); }
-void BM_GpuSampleTopP(benchmark::State& state) { run(state, false); }
+void BM_GpuSampleGreedy(benchmark::State& state) { run(state, Mode::kGreedy); }
+void BM_GpuSampleTopP(benchmark::State& state) { run(state, Mode::kTopP); }
+void BM_GpuSampleTemp1(benchmark::State& state) { run(state, Mode::kTemp1); }
 
 }  // namespace
 
 BENCHMARK(BM_GpuSampleGreedy)->Arg(1)->Arg(64)->Arg(256)->UseManualTime();
 BENCHMARK(BM_GpuSampleTopP)->Arg(1)->Arg(64)->Arg(256)->UseManualTime();
+BENCHMARK(BM_GpuSampleTemp1)->Arg(1)->Arg(64)->Arg(256)->UseManualTime();

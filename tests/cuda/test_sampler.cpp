@@ -21,7 +21,8 @@ struct Case {
 };
 
 // Logits of one row. kind 0: LLM-like (a few tokens far above a normal background, so the
-// draw's head is small); 1: flat normal (huge nucleus: the full-sort fallback); 2: like 0 with
+// draw's head is small); 1: flat normal (huge nucleus: top-p rows take the full-sort fallback,
+// untruncated rows the id-order draw); 2: like 0 with
 // -inf, NaN and exact ties sprinkled in.
 void fill_row(float* l, int64_t v, int kind, std::mt19937_64& rng) {
   std::normal_distribution<float> nd(0.0f, kind == 1 ? 1.0f : 2.0f);
@@ -71,8 +72,12 @@ Case random_case(int64_t v, std::mt19937_64& rng, const std::vector<int64_t>& eo
   return c;
 }
 
+// kMixed: random_case as drawn; kGreedy: temperature 0, no penalties; kUntruncated: top_p 1
+// and top_k disabled in every spelling (the id-order draw), other parameters as drawn.
+enum class Mode { kMixed, kGreedy, kUntruncated };
+
 // Runs `calls` batches of `rows` random rows; returns the number of mismatching rows.
-int compare_batches(int64_t v, int rows, int calls, uint64_t seed, bool greedy_only) {
+int compare_batches(int64_t v, int rows, int calls, uint64_t seed, Mode mode = Mode::kMixed) {
   std::mt19937_64 rng(seed);
   const std::vector<int64_t> eos = {v - 1, 2};
   GpuSampler sampler(v, rows, eos);
@@ -84,10 +89,17 @@ int compare_batches(int64_t v, int rows, int calls, uint64_t seed, bool greedy_o
     for (int r = 0; r < rows; ++r) {
       fill_row(h.data() + static_cast<size_t>(r) * v, v, static_cast<int>(rng() % 3), rng);
       cases.push_back(random_case(v, rng, eos));
-      if (greedy_only) {
-        cases.back().p = SamplingParams{};
-        cases.back().p.temperature = 0;
+      SamplingParams& p = cases.back().p;
+      if (mode == Mode::kGreedy) {
+        p = SamplingParams{};
+        p.temperature = 0;
         cases.back().prompt.clear();
+      } else if (mode == Mode::kUntruncated) {
+        const double temps[] = {0.7, 1.0, 1.0, 1.3};
+        const int32_t top_ks[] = {-1, 0, static_cast<int32_t>(v), static_cast<int32_t>(v) + 5};
+        p.temperature = temps[rng() % 4];
+        p.top_k = top_ks[rng() % 4];
+        p.top_p = 1.0;
       }
     }
     d_logits.upload(h);
@@ -116,20 +128,29 @@ int compare_batches(int64_t v, int rows, int calls, uint64_t seed, bool greedy_o
 TEST_CASE("GPU sampler draws the CPU sampler's tokens, vocab 128256", "[gpu][sampler]") {
   TWINFER_REQUIRE_GPU();
   // 24 calls x 64 rows = 1536 random (logits, params, key) combos; exact equality expected.
-  CHECK(compare_batches(128256, 64, 24, 1, false) == 0);
+  CHECK(compare_batches(128256, 64, 24, 1) == 0);
 }
 
 TEST_CASE("GPU sampler draws the CPU sampler's tokens, small and odd vocabs", "[gpu][sampler]") {
   TWINFER_REQUIRE_GPU();
-  CHECK(compare_batches(100, 200, 15, 2, false) == 0);   // 3000 combos
-  CHECK(compare_batches(4099, 37, 20, 3, false) == 0);   // odd sizes: 740 combos
-  CHECK(compare_batches(100, 1, 50, 4, false) == 0);     // single-row calls
+  CHECK(compare_batches(100, 200, 15, 2) == 0);   // 3000 combos
+  CHECK(compare_batches(4099, 37, 20, 3) == 0);   // odd sizes: 740 combos
+  CHECK(compare_batches(100, 1, 50, 4) == 0);     // single-row calls
+}
+
+TEST_CASE("GPU sampler id-order draw (top_p 1, no top-k) equals the CPU's", "[gpu][sampler]") {
+  TWINFER_REQUIRE_GPU();
+  // Flat and peaked rows, min_p 0.05 on ~30%, penalties on ~40%, min_tokens masks on ~25%.
+  CHECK(compare_batches(128256, 256, 3, 7, Mode::kUntruncated) == 0);  // 768 rows
+  CHECK(compare_batches(4099, 37, 20, 8, Mode::kUntruncated) == 0);    // unaligned rows, tile tails
+  CHECK(compare_batches(100, 64, 20, 9, Mode::kUntruncated) == 0);     // below one tile
+  CHECK(compare_batches(2048, 5, 20, 10, Mode::kUntruncated) == 0);    // exactly one tile
 }
 
 TEST_CASE("GPU sampler argmax-only path matches greedy, ties to the lowest id", "[gpu][sampler]") {
   TWINFER_REQUIRE_GPU();
-  CHECK(compare_batches(128256, 256, 2, 5, true) == 0);
-  CHECK(compare_batches(100, 3, 10, 6, true) == 0);
+  CHECK(compare_batches(128256, 256, 2, 5, Mode::kGreedy) == 0);
+  CHECK(compare_batches(100, 3, 10, 6, Mode::kGreedy) == 0);
   // Hand rows: ties, all -inf, NaN.
   const int64_t v = 100;
   GpuSampler sampler(v, 3, {});

@@ -144,6 +144,7 @@ paper_for() {
     "**Verdict in simulation: \($v.v)**: \($v.why).  ",
     "**Verdict on hardware (\($hwl)):** " + (if $hv then "**\($hv.v)**: \($hv.why)." else "pending (no hardware run yet)." end) + "\n",
     "## Setup\n", "\($s.setup)\n", "Model `\($s.model)`, simulated hardware `\($s.hardware)`, backend `\($s.backend)`.\n",
+    (if $hw then "Hardware run: \($hw.setup) Backend `\($hw.backend)` (twinfer'"'"'s CUDA engine, `\($hw.model)` with random bf16 weights); request counts may be scaled down with `n=` to fit the GPU time, as the setup line says.\n" else empty end),
     "## Claim vs measurement\n",
     "| figure | guide | pass range | simulation | sim status | hardware (\($hwl)) | hw status |",
     "| --- | --- | --- | ---: | --- | ---: | --- |",

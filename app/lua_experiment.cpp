@@ -15,6 +15,7 @@
 #include <lua.hpp>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "app/lua_prelude.h"
@@ -161,6 +162,7 @@ class Experiment {
   int plan(lua_State* L);
   int write(lua_State* L);
   int write_json(lua_State* L);
+  int include(lua_State* L);
 
   const ExperimentOptions& options() const { return opt_; }
   const std::string& out_dir() const { return out_dir_; }
@@ -246,6 +248,9 @@ int setup(lua_State* L) {
   set_closure(L, ex, "write", trampoline<&Experiment::write>);
   set_closure(L, ex, "write_json", trampoline<&Experiment::write_json>);
   set_closure(L, ex, "plan", trampoline<&Experiment::plan>);
+  // twinfer.include("path.lua"): runs a Lua text file, resolved against the script's folder,
+  // and returns what it returns (shared helpers: experiments have no `require`).
+  set_closure(L, ex, "include", trampoline<&Experiment::include>);
   // twinfer.run_all({cfg, ...} [, {threads = N}]): heterogeneous configs, run like a sweep.
   set_closure(L, ex, "run_all", trampoline<&Experiment::run_many>);
   lua_createtable(L, 0, static_cast<int>(o.args.size()));  // args
@@ -486,6 +491,33 @@ int Experiment::write(lua_State* L) {
     lua_push_string_safe(L, e.what());
     return -1;
   }
+}
+
+int Experiment::include(lua_State* L) {
+  // Every C++ object dies inside this block: the chunk runs after it, and an error it raises
+  // unwinds past this frame with longjmp.
+  {
+    std::string path;
+    try {
+      if (lua_type(L, 1) != LUA_TSTRING)
+        throw ConfigError(std::string("twinfer.include(path): path must be a string, got ") +
+                          lua_type_phrase(L, 1));
+      path = (fs::path(opt_.script).parent_path() / lua_tostring(L, 1)).lexically_normal().string();
+      std::ifstream in(path, std::ios::binary);
+      if (!in) throw ConfigError("twinfer.include: cannot open " + path);
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      const std::string code = ss.str();
+      if (luaL_loadbufferx(L, code.data(), code.size(), ("@" + path).c_str(), "t") != LUA_OK)
+        return -1;  // the syntax error is on the stack
+    } catch (const std::exception& e) {
+      lua_push_string_safe(L, e.what());
+      return -1;
+    }
+  }
+  const int base = lua_gettop(L) - 1;
+  lua_call(L, 0, LUA_MULTRET);
+  return lua_gettop(L) - base;
 }
 
 int Experiment::write_json(lua_State* L) {

@@ -3,26 +3,9 @@
 -- the memory plan's bytes per token, and the blocks one 4096-token request actually holds.
 --
 --   twinfer exp experiments/11_kv_size_llama2_70b.lua --backend sim --out experiments/results/sim/11_kv_size_llama2_70b
--- Shared preamble (experiments cannot `require`; kept identical in every numbered script).
--- args: model=, hardware=, seed=, n= (request count scale, default 1).
-local A = args
-local MODEL, HW = A.model or "llama-3-8b", A.hardware or "h100-sxm"
-local SCALE = tonumber(A.n or 1)
-local function cfg(t)
-  local c = { model = MODEL, hardware = HW, seed = tonumber(A.seed or 0) }
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-local function count(x) return math.max(1, math.floor(x * SCALE + 0.5)) end
-local function pct(new, old) return (new / old - 1) * 100 end
-local function sum(t) local s = 0 for _, v in ipairs(t) do s = s + v end return s end
--- Writes summary.json (read by scripts/make_papers.sh) and figure.csv.
-local function finish(s, fig_rows, fig_cols)
-  s.backend, s.model, s.hardware = twinfer.backend, MODEL, HW
-  if fig_rows then twinfer.write_csv("figure.csv", fig_rows, fig_cols) end
-  twinfer.write_json("summary.json", s)
-  print(s.table_md or "")
-end
+local E = twinfer.include("../scripts/lua/experiment_common.lua")
+local A, MODEL, HW, SCALE = E.A, E.MODEL, E.HW, E.SCALE
+local cfg, count, pct, sum, finish = E.cfg, E.count, E.pct, E.sum, E.finish
 
 local M70 = A.model70 or "llama-2-70b"
 local TP = tonumber(A.tp or 4)  -- 140 GB of bf16 weights need at least 2 H100s; 4 leave room for KV

@@ -328,6 +328,28 @@ TEST_CASE("experiment API: config and summary round trips, sweeps, tables, files
   CHECK(Json::parse_file((dir / "out" / "results.json").string()).as_array().size() == 5);
 }
 
+TEST_CASE("experiment API: twinfer.include runs a helper file beside the script", "[lua]") {
+  const fs::path dir = temp_dir("exp_include");
+  ExperimentOptions o;
+  o.quiet = true;
+  o.out_dir = (dir / "out").string();
+  write_script(dir, "helper.lua", "local H = { scale = tonumber(args.n or 1) }\nfunction H.twice(x) return 2 * x * H.scale end\nreturn H, 7");
+  o.args = {{"n", "3"}};
+  o.script = write_script(dir, "main.lua", R"(
+    local H, extra = twinfer.include("helper.lua")
+    assert(H.twice(5) == 30 and extra == 7)
+    twinfer.write_json("r.json", { v = H.twice(1) })
+  )");
+  run_experiment(o);
+  CHECK(Json::parse_file((dir / "out" / "r.json").string()).get("v")->as_number() == 6);
+  o.script = write_script(dir, "missing.lua", "\ntwinfer.include('nope.lua')");
+  CHECK_THAT(config_error([&] { run_experiment(o); }),
+             Catch::Contains("missing.lua:2:") && Catch::Contains("cannot open") && Catch::Contains("nope.lua"));
+  write_script(dir, "broken.lua", "return (");
+  o.script = write_script(dir, "uses_broken.lua", "twinfer.include('broken.lua')");
+  CHECK_THAT(config_error([&] { run_experiment(o); }), Catch::Contains("broken.lua"));
+}
+
 TEST_CASE("experiment API: bad configs and file names fail with the script line", "[lua]") {
   const fs::path dir = temp_dir("exp_bad");
   ExperimentOptions o;

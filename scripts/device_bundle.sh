@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .device/bin .device/lib
 cp build/twinfer build/twinfer_tests build/twinfer_bench .device/bin/
+strip .device/bin/*  # the transfer limit is 64 MiB
 for lib in $(ldd build/twinfer_bench | awk '/benchmark/ {print $3}'); do cp -L "$lib" .device/lib/; done
 du -sh .device

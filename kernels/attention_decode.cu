@@ -3,10 +3,10 @@
 // Kernel 1, grid (n_kv_heads * chunks, B, P), P = ceil(max_context / 512), 256 threads: one CTA
 // takes GM q heads of one GQA group (GM divides the group; chunks = group / GM, 1 for Llama) and
 // one partition of 512 keys, so each K/V vector is read once for all GM heads. A token's K row
-// of D elements is D / VEC vectors of VEC = 8 values (16 B bf16, 8 B fp8): LPT = D / VEC lanes
-// share a token, a warp covers 32 / LPT tokens per step, and each thread keeps 8 loads in flight.
-//   pass 1: logits q.k (scale and k_scale folded into q) into shared s_p[GM][512], max per head;
-//   pass 2: exp and sum over the partition on all threads (exact, no online rescaling);
+// of D elements is D / VEC 16-byte vectors (VEC = 8 bf16 or 16 fp8): LPT = D / VEC lanes share a
+// token, a warp covers 32 / LPT tokens per step, and each thread keeps 4 loads in flight.
+//   pass 1: logits q.k (scale and k_scale folded into q) into shared s_p[GM][512];
+//   pass 2: per head max and sum of exp over the partition (exact, no online rescaling);
 //   pass 3: acc[g][:] = sum_t p[g][t] v[t][:], reduced over lanes then warps into s_out.
 // A sequence of one partition writes the normalized output directly; otherwise the partition
 // writes (acc, max, sum) to the workspace and kernel 2, grid (n_heads, B), combines them with

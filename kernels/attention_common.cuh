@@ -49,54 +49,29 @@ __device__ __forceinline__ void fp8x4_to_f32(uint32_t w, float* out) {
   out[3] = fb.y;
 }
 
-// Converts 8 fp8 e4m3 (two words, lowest byte first) to fp32 times 2^-120, with integer ops
-// only (no cvt: conversions issue at a quarter of the FMA rate and bound the fp8 decode kernel).
-// e4m3 byte s.eeee.mmm placed as sign -> bit 15 and eeeemmm -> bits 10..4 of a bf16 is the bf16
-// with exponent field eeee and mantissa mmm0000: 2^(e-127) * 1.mmm for e > 0 and
-// 2^-126 * 0.mmm for e == 0, i.e. exactly 2^-120 * the e4m3 value, subnormals included (the
-// fp32 FMAs keep subnormals: no -ftz here). e4m3 NaN (s.1111.111) becomes the finite 480 * 2^-120;
-// caches hold quantized finite values. Callers multiply a reduced sum by 2^120 (kFp8RawScale).
-constexpr float kFp8RawScale = 1.329227995784916e36f;  // 2^120
-__device__ __forceinline__ void fp8x4_to_f32_raw(uint32_t w, float* out) {
-  // Bytes 0 and 2 -> bf16x2 (b0 low, b2 high); bytes 1 and 3 likewise.
-  const uint32_t even = ((w << 8) & 0x80008000u) | ((w << 4) & 0x07F007F0u);
-  const uint32_t odd = (w & 0x80008000u) | ((w >> 4) & 0x07F007F0u);
-  out[0] = __uint_as_float(even << 16);
-  out[1] = __uint_as_float(odd << 16);
-  out[2] = __uint_as_float(even & 0xFFFF0000u);
-  out[3] = __uint_as_float(odd & 0xFFFF0000u);
-}
-
-// One vector load of the cache: 16 bytes of bf16 (8 values) or 8 bytes of fp8 (8 values; 16
-// would need 16 q and acc floats per head per lane: 128 registers at GM = 4, half the occupancy).
-// VEC = elements per vector; to_f32 gives the values times kRawScale^-1 (fp8: 2^-120, see above).
+// One 16-byte vector of the cache: 8 bf16 or 16 fp8. VEC = elements per vector.
 template <class T>
 struct KvVec;
 template <>
 struct KvVec<bf16> {
   static constexpr int VEC = 8;
-  static constexpr float kRawScale = 1.0f;
-  using Raw = uint4;
   // p must be 16-byte aligned (launchers check head_dim % 8 == 0 and the pool pointers).
-  __device__ __forceinline__ static Raw load(const bf16* p) {
+  __device__ __forceinline__ static uint4 load(const bf16* p) {
     return __ldg(reinterpret_cast<const uint4*>(p));
   }
-  __device__ __forceinline__ static Raw zero() { return make_uint4(0, 0, 0, 0); }
-  __device__ __forceinline__ static void to_f32(const Raw& u, float* out) { bf16x8_to_f32(u, out); }
+  __device__ __forceinline__ static void to_f32(const uint4& u, float* out) { bf16x8_to_f32(u, out); }
 };
 template <>
 struct KvVec<fp8> {
-  static constexpr int VEC = 8;
-  static constexpr float kRawScale = kFp8RawScale;
-  using Raw = uint2;
-  // p must be 8-byte aligned (head_dim % 8 == 0 and 16-byte aligned pools).
-  __device__ __forceinline__ static Raw load(const fp8* p) {
-    return __ldg(reinterpret_cast<const uint2*>(p));
+  static constexpr int VEC = 16;
+  __device__ __forceinline__ static uint4 load(const fp8* p) {
+    return __ldg(reinterpret_cast<const uint4*>(p));
   }
-  __device__ __forceinline__ static Raw zero() { return make_uint2(0, 0); }
-  __device__ __forceinline__ static void to_f32(const Raw& u, float* out) {
-    fp8x4_to_f32_raw(u.x, out);
-    fp8x4_to_f32_raw(u.y, out + 4);
+  __device__ __forceinline__ static void to_f32(const uint4& u, float* out) {
+    fp8x4_to_f32(u.x, out);
+    fp8x4_to_f32(u.y, out + 4);
+    fp8x4_to_f32(u.z, out + 8);
+    fp8x4_to_f32(u.w, out + 12);
   }
 };
 

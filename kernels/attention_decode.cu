@@ -25,8 +25,7 @@ using attn::fp8;
 using attn::KvVec;
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-// Vector loads in flight per thread per step: 8 x 16 B (bf16) or 8 x 8 B (fp8).
-constexpr int kUnroll = 8;
+constexpr int kUnroll = 4;
 constexpr int kP = kDecodePartition;
 
 // Workspace layout: acc [B, n_heads, P, D] floats, then (max, sum) [B, n_heads, P, 2] floats.
@@ -36,7 +35,7 @@ struct Workspace {
 };
 
 template <class T, int D, int GM>
-__global__ __launch_bounds__(kThreads, GM >= 8 ? 2 : 3) void decode_split_kernel(
+__global__ __launch_bounds__(kThreads) void decode_split_kernel(
     const bf16* __restrict__ q, int q_stride, const int32_t* __restrict__ context_lens,
     const int32_t* __restrict__ block_tables, int mbps, const T* __restrict__ kc,
     const T* __restrict__ vc, int block_size, int n_kv_heads, int group,
@@ -50,7 +49,6 @@ __global__ __launch_bounds__(kThreads, GM >= 8 ? 2 : 3) void decode_split_kernel
   __shared__ float s_p[GM][kP];        // logits, then probabilities (unnormalized)
   __shared__ float s_out[GM][D];
   __shared__ float s_m[GM], s_l[GM];
-  __shared__ float s_wm[kWarps][GM];  // per-warp logit maxima from pass 1
 
   pdl_trigger();
   pdl_wait();  // every CTA waits before its first read (q, lengths) and before any early exit
@@ -83,20 +81,16 @@ __global__ __launch_bounds__(kThreads, GM >= 8 ? 2 : 3) void decode_split_kernel
     for (int v = 0; v < VEC; ++v) qf[g][v] = __bfloat162float(qr[v]) * qs;
   }
   for (int i = tid; i < GM * D; i += kThreads) (&s_out[0][0])[i] = 0.f;
-  if (tid < GM) s_l[tid] = 0.f;  // pass 2 adds per-warp sums; ordered by pass 1's barrier
-  float mx[GM];                  // running max of this thread's logits (all lanes of a token agree)
-#pragma unroll
-  for (int g = 0; g < GM; ++g) mx[g] = -INFINITY;
 
   // Pass 1: logits. Token of (step base, unroll u) = base + u * TPS + warp * TPW + tw.
   for (int base = 0; base < n; base += TPS * kUnroll) {
-    typename KvVec<T>::Raw kv[kUnroll];
+    uint4 kv[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int t = base + u * TPS + warp * TPW + tw;
       kv[u] = t < n ? KvVec<T>::load(kc + attn::kv_offset(table, start + t, block_size,
                                                            n_kv_heads, kvh, D) + l * VEC)
-                    : KvVec<T>::zero();
+                    : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -108,41 +102,29 @@ __global__ __launch_bounds__(kThreads, GM >= 8 ? 2 : 3) void decode_split_kernel
         float dot = 0.f;
 #pragma unroll
         for (int v = 0; v < VEC; ++v) dot = fmaf(qf[g][v], kf[v], dot);
-        // All lanes take part; xor < LPT stays in the token. kRawScale undoes the fp8 raw
-        // conversion's 2^-120 on the sum (q cannot carry it: q * 2^120 could overflow).
-        dot = attn::warp_sum<LPT>(dot) * KvVec<T>::kRawScale;
-        if (t < n) {
-          mx[g] = fmaxf(mx[g], dot);
-          if (l == 0) s_p[g][t] = dot;
-        }
+        dot = attn::warp_sum<LPT>(dot);  // all lanes take part; xor < LPT stays in the token
+        if (l == 0 && t < n) s_p[g][t] = dot;
       }
     }
   }
-#pragma unroll
-  for (int g = 0; g < GM; ++g) {
-    const float m = attn::warp_max<32>(mx[g]);
-    if (lane == 0) s_wm[warp][g] = m;
-  }
   __syncthreads();
 
-  // Pass 2: all threads; kThreads / GM (a multiple of 32) threads per head, so each warp serves
-  // one head: exp in place and the sum (warp sums added into s_l). Partition max from s_wm.
-  {
-    constexpr int TPH = kThreads / GM;
-    static_assert(TPH % 32 == 0, "GM must divide kWarps");
-    const int g = tid / TPH, j = tid % TPH;
+  // Pass 2: one warp per head.
+  for (int g = warp; g < GM; g += kWarps) {
     float m = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s_wm[w][g]);
+    for (int t = lane; t < n; t += 32) m = fmaxf(m, s_p[g][t]);
+    m = attn::warp_max<32>(m);
     float sum = 0.f;
-    for (int t = j; t < n; t += TPH) {
+    for (int t = lane; t < n; t += 32) {
       const float e = __expf(s_p[g][t] - m);
       s_p[g][t] = e;
       sum += e;
     }
     sum = attn::warp_sum<32>(sum);
-    if (lane == 0) atomicAdd(&s_l[g], sum);
-    if (j == 0) s_m[g] = m;
+    if (lane == 0) {
+      s_m[g] = m;
+      s_l[g] = sum;
+    }
   }
   __syncthreads();
 
@@ -153,13 +135,13 @@ __global__ __launch_bounds__(kThreads, GM >= 8 ? 2 : 3) void decode_split_kernel
 #pragma unroll
     for (int v = 0; v < VEC; ++v) acc[g][v] = 0.f;
   for (int base = 0; base < n; base += TPS * kUnroll) {
-    typename KvVec<T>::Raw vv[kUnroll];
+    uint4 vv[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int t = base + u * TPS + warp * TPW + tw;
       vv[u] = t < n ? KvVec<T>::load(vc + attn::kv_offset(table, start + t, block_size,
                                                            n_kv_heads, kvh, D) + l * VEC)
-                    : KvVec<T>::zero();
+                    : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -183,13 +165,11 @@ __global__ __launch_bounds__(kThreads, GM >= 8 ? 2 : 3) void decode_split_kernel
     for (int v = 0; v < VEC; ++v)
 #pragma unroll
       for (int o = LPT; o < 32; o <<= 1) acc[g][v] += __shfl_xor_sync(0xffffffffu, acc[g][v], o);
-  // kRawScale before the shared atomics: those flush subnormals, and fp8 raw sums are ~2^-120.
   if (tw == 0)
 #pragma unroll
     for (int g = 0; g < GM; ++g)
 #pragma unroll
-      for (int v = 0; v < VEC; ++v)
-        atomicAdd(&s_out[g][l * VEC + v], acc[g][v] * KvVec<T>::kRawScale);
+      for (int v = 0; v < VEC; ++v) atomicAdd(&s_out[g][l * VEC + v], acc[g][v]);
   __syncthreads();
 
   const float vs = attn::kv_scale(v_scale_p, dt);
@@ -265,12 +245,14 @@ void launch_split(const DecodeArgs& a) {
              a.max_context, a.num_parts, a.ws, a.out);
 }
 
-// GM = the largest of {8, 4, 2, 1} dividing the group (q and acc: GM * 8 floats each per lane).
+// GM = the largest of {8, 4, 2, 1} dividing the group; fp8 (16 values per vector) stops at 4 to
+// keep q and acc (GM * VEC floats each) in registers.
 template <class T, int D>
 void launch_split_gm(const DecodeArgs& a) {
   const int group = a.n_heads / a.kv->n_kv_heads;
-  if (group % 8 == 0) {
-    launch_split<T, D, 8>(a);
+  constexpr bool fp8_kv = sizeof(T) == 1;
+  if (!fp8_kv && group % 8 == 0) {
+    if constexpr (!fp8_kv) launch_split<T, D, 8>(a);
   } else if (group % 4 == 0) {
     launch_split<T, D, 4>(a);
   } else if (group % 2 == 0) {

@@ -1,6 +1,8 @@
 // Calibration points, measurement records and the CostParams fit (sim/calibrate.h).
 #include "sim/calibrate.h"
 
+#include <string_view>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -200,22 +202,9 @@ CalibMeasurement CalibMeasurement::from_json(const Json& j, const std::string& w
 
 namespace {
 
-struct FitField {
-  const char* name;
-  double CostParams::*ptr;
-  bool is_efficiency;
-};
-constexpr FitField kFitFields[] = {
-    {"gemm_flops_eff", &CostParams::gemm_flops_eff, true},
-    {"mem_bw_eff", &CostParams::mem_bw_eff, true},
-    {"attn_bw_eff", &CostParams::attn_bw_eff, true},
-    {"attn_flops_eff", &CostParams::attn_flops_eff, true},
-    {"kernel_launch_s", &CostParams::kernel_launch_s, false},
-    {"graph_launch_s", &CostParams::graph_launch_s, false},
-    {"step_cpu_s", &CostParams::step_cpu_s, false},
-    {"per_seq_cpu_s", &CostParams::per_seq_cpu_s, false},
-    {"sampling_s_per_seq", &CostParams::sampling_s_per_seq, false},
-};
+// Every CostParams field can be fitted except the all-reduce latency (one GPU here).
+using FitField = CostParamField;
+bool fittable(const FitField& f) { return std::string_view(f.name) != "allreduce_alpha_s"; }
 
 // Plans built once per fit: the objective runs thousands of times.
 struct Prepared {
@@ -265,10 +254,11 @@ struct Prepared {
 };
 
 const FitField& fit_field(const std::string& name) {
-  for (const FitField& f : kFitFields)
-    if (name == f.name) return f;
+  for (const FitField& f : kCostParamFields)
+    if (fittable(f) && name == f.name) return f;
   std::string known;
-  for (const FitField& f : kFitFields) known += std::string(known.empty() ? "" : ", ") + f.name;
+  for (const FitField& f : kCostParamFields)
+    if (fittable(f)) known += std::string(known.empty() ? "" : ", ") + f.name;
   throw ConfigError("calibrate: cannot fit '" + name + "' (fittable: " + known + ")", 2);
 }
 
@@ -281,7 +271,8 @@ std::vector<std::string> default_fit_params() {
 
 std::vector<std::string> fittable_params() {
   std::vector<std::string> out;
-  for (const FitField& f : kFitFields) out.push_back(f.name);
+  for (const FitField& f : kCostParamFields)
+    if (fittable(f)) out.push_back(f.name);
   return out;
 }
 
@@ -403,7 +394,8 @@ std::string calibration_table(const CalibSetup& s, const std::vector<CalibMeasur
   }
   std::snprintf(buf, sizeof buf, "\n%-28s %12s %12s\n", "params", "before", "after");
   out += buf;
-  for (const FitField& f : kFitFields) {
+  for (const FitField& f : kCostParamFields) {
+    if (!fittable(f)) continue;
     std::snprintf(buf, sizeof buf, "  %-26s %12.4g %12.4g\n", f.name, before.*(f.ptr), after.*(f.ptr));
     out += buf;
   }

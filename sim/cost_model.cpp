@@ -10,35 +10,18 @@
 
 namespace twinfer {
 
+
 // ---------------------------------------------------------------------------------------------
 // CostParams <-> JSON
 
 namespace {
 
-struct DoubleField {
-  const char* name;
-  double CostParams::*ptr;
-  bool is_efficiency;  // a fraction of a peak: (0, 1]; otherwise a time in seconds: >= 0
-};
-
-constexpr DoubleField kDoubleFields[] = {
-    {"gemm_flops_eff", &CostParams::gemm_flops_eff, true},
-    {"mem_bw_eff", &CostParams::mem_bw_eff, true},
-    {"attn_bw_eff", &CostParams::attn_bw_eff, true},
-    {"attn_flops_eff", &CostParams::attn_flops_eff, true},
-    {"kernel_launch_s", &CostParams::kernel_launch_s, false},
-    {"graph_launch_s", &CostParams::graph_launch_s, false},
-    {"step_cpu_s", &CostParams::step_cpu_s, false},
-    {"per_seq_cpu_s", &CostParams::per_seq_cpu_s, false},
-    {"allreduce_alpha_s", &CostParams::allreduce_alpha_s, false},
-    {"sampling_s_per_seq", &CostParams::sampling_s_per_seq, false},
-};
 
 }  // namespace
 
 Json CostParams::to_json() const {
   Json j = Json::object();
-  for (const DoubleField& f : kDoubleFields) j[f.name] = this->*f.ptr;
+  for (const CostParamField& f : kCostParamFields) j[f.name] = this->*f.ptr;
   j["kernels_per_layer"] = kernels_per_layer;
   return j;
 }
@@ -56,11 +39,11 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
         next.kernels_per_layer = static_cast<int>(k);
         continue;
       }
-      auto it = std::find_if(std::begin(kDoubleFields), std::end(kDoubleFields),
-                             [&](const DoubleField& f) { return key == f.name; });
-      if (it == std::end(kDoubleFields)) {
+      auto it = std::find_if(std::begin(kCostParamFields), std::end(kCostParamFields),
+                             [&](const CostParamField& f) { return key == f.name; });
+      if (it == std::end(kCostParamFields)) {
         std::string known;
-        for (const DoubleField& f : kDoubleFields) known += std::string(f.name) + ", ";
+        for (const CostParamField& f : kCostParamFields) known += std::string(f.name) + ", ";
         throw ConfigError(source + ": unknown cost profile field '" + key + "' (known: " + known +
                           "kernels_per_layer)");
       }

@@ -2,6 +2,7 @@
 // max(FLOPs / effective FLOP/s, bytes / effective bandwidth), plus launch overheads (per kernel
 // when eager, one graph launch per decode step with CUDA graphs) and the scheduler's CPU time.
 #pragma once
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,26 @@ struct CostParams {
   Json to_json() const;
   // Applies the fields a profile sets; unknown fields are errors naming `source`.
   void apply_json(const Json& j, const std::string& source);
+};
+
+// The tunable fields of CostParams, one place for the profile JSON (apply_json/to_json) and the
+// calibration fit: name, member, and whether it is an efficiency in (0, 1] or a time >= 0.
+struct CostParamField {
+  const char* name;
+  double CostParams::*ptr;
+  bool is_efficiency;
+};
+inline constexpr CostParamField kCostParamFields[] = {
+    {"gemm_flops_eff", &CostParams::gemm_flops_eff, true},
+    {"mem_bw_eff", &CostParams::mem_bw_eff, true},
+    {"attn_bw_eff", &CostParams::attn_bw_eff, true},
+    {"attn_flops_eff", &CostParams::attn_flops_eff, true},
+    {"kernel_launch_s", &CostParams::kernel_launch_s, false},
+    {"graph_launch_s", &CostParams::graph_launch_s, false},
+    {"step_cpu_s", &CostParams::step_cpu_s, false},
+    {"per_seq_cpu_s", &CostParams::per_seq_cpu_s, false},
+    {"allreduce_alpha_s", &CostParams::allreduce_alpha_s, false},
+    {"sampling_s_per_seq", &CostParams::sampling_s_per_seq, false},
 };
 
 struct OpCost {

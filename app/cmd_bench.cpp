@@ -32,12 +32,7 @@ int cmd_bench(const std::vector<std::string>& args) {
       "profile-ops", "cuda: time every op of every step with events (CUDA graphs off) and print the breakdown");
   add_run_options(d, defaults);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (!parse_flags(args, d, d, vm)) return 0;
   RunConfig cfg = defaults;
   apply_run_flags(vm, cfg);
   const std::string mode = vm["mode"].as<std::string>();

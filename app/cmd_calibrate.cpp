@@ -60,12 +60,7 @@ int cmd_calibrate(const std::vector<std::string>& args) {
       "refit", po::value<std::string>()->value_name("PROFILE"),
       "fit again from PROFILE's measurements instead of measuring");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (!parse_flags(args, d, d, vm)) return 0;
   if (!vm.count("out")) throw ConfigError("--out PROFILE.json is required", 2);
   const std::string out = vm["out"].as<std::string>();
   const std::string backend = vm["backend"].as<std::string>();

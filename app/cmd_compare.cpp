@@ -173,12 +173,7 @@ int compare_main(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("run-dir", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (!parse_flags(args, all, d, vm, &pos)) return 0;
   if (!vm.count("run-dir"))
     throw ConfigError("missing HW_RUN_DIR (the --out folder of a twinfer run)", 2);
   const bool quiet = vm.count("quiet") > 0;

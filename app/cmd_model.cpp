@@ -29,12 +29,7 @@ int cmd_make_model(const std::vector<std::string>& args) {
       "seed", po::value<uint64_t>()->default_value(0), "random seed")(
       "dtype", po::value<std::string>()->default_value("bf16"), "weight dtype: bf16, fp16 or fp32");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_flags(args, d, d, vm)) return 0;
   ModelSpec spec = resolve_model(vm["shape"].as<std::string>());
   auto dt = parse_dtype(vm["dtype"].as<std::string>());
   if (!dt || (*dt != DType::bf16 && *dt != DType::f16 && *dt != DType::f32))
@@ -66,12 +61,7 @@ int cmd_generate(const std::vector<std::string>& args) {
       "seed", po::value<int64_t>(&sp.seed)->default_value(-1), "per-request seed (-1: none)")(
       "ignore-eos", po::bool_switch(&sp.ignore_eos), "keep going past end-of-sequence");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_flags(args, d, d, vm)) return 0;
   const std::string model_path = vm["model"].as<std::string>();
   namespace fs = std::filesystem;
   const bool is_gguf = fs::path(model_path).extension() == ".gguf" && !fs::is_directory(model_path);

@@ -20,12 +20,7 @@ int cmd_run(const std::vector<std::string>& args) {
       "quiet", "print nothing but errors");
   add_run_options(d, defaults);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (!parse_flags(args, d, d, vm)) return 0;
   RunConfig cfg;
   apply_run_flags(vm, cfg);
   if (vm.count("out")) cfg.out = vm["out"].as<std::string>();

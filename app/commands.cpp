@@ -2,6 +2,7 @@
 
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <iostream>
 
 #include "core/error.h"
 #include "core/json.h"
@@ -48,6 +49,21 @@ void apply_run_flags(const po::variables_map& vm, RunConfig& c) {
   }
   for (const auto& f : config_fields())
     if (vm.count(f.name)) set_config_field(c, f.name, vm[f.name].as<std::string>());
+}
+
+bool parse_flags(const std::vector<std::string>& args, const po::options_description& all,
+                 const po::options_description& shown, po::variables_map& vm,
+                 const po::positional_options_description* positional) {
+  po::command_line_parser parser(args);
+  parser.options(all);
+  if (positional) parser.positional(*positional);
+  po::store(parser.run(), vm);
+  if (vm.count("help")) {
+    std::cout << shown << "\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
 }
 
 void print_summary_table(const Summary& s, FILE* f) {

@@ -9,6 +9,7 @@
 
 namespace boost::program_options {
 class options_description;
+class positional_options_description;
 class variables_map;
 }  // namespace boost::program_options
 
@@ -35,6 +36,13 @@ int cmd_version(const std::vector<std::string>& args);
 // default shown; apply_run_flags layers --config FILE then the flags given on top of `c`.
 void add_run_options(boost::program_options::options_description& d, const RunConfig& defaults);
 void apply_run_flags(const boost::program_options::variables_map& vm, RunConfig& c);
+// Parses a command's flags into vm. With --help prints `shown` (the visible options) and returns
+// false before required options are checked; otherwise checks them (notify) and returns true.
+bool parse_flags(const std::vector<std::string>& args,
+                 const boost::program_options::options_description& all,
+                 const boost::program_options::options_description& shown,
+                 boost::program_options::variables_map& vm,
+                 const boost::program_options::positional_options_description* positional = nullptr);
 // The short table printed after a run.
 void print_summary_table(const Summary& s, FILE* f);
 

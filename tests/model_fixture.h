@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_executor.h"
 #include "core/executor.h"
+#include "core/weights.h"
 #include "core/json.h"
 
 namespace twinfer::test {
@@ -80,6 +82,28 @@ inline SamplingParams greedy() {
   p.temperature = 0.0;
   p.max_tokens = 64;
   return p;
+}
+
+// Runs one step of the given (seq, num_new_tokens) pairs on any real executor and commits the
+// samples; `plan` may carry copies and swaps to do first.
+inline StepResult run_step(Executor& ex, std::vector<std::pair<Seq*, int32_t>> items,
+                           int32_t block_size = 4, StepPlan plan = {}) {
+  plan.block_size = block_size;
+  for (auto& [s, n] : items) plan.seqs.push_back(s->step(n));
+  StepResult r = ex.execute(plan);
+  size_t k = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const int32_t tok = plan.seqs[i].samples ? r.sampled.at(k++) : -1;
+    items[i].first->commit(items[i].second, tok);
+  }
+  REQUIRE(k == r.sampled.size());
+  return r;
+}
+
+// Dense CPU-reference logits of the last position of `tokens`.
+inline std::vector<float> dense_last(const ModelWeights& w, std::span<const int32_t> tokens) {
+  std::vector<float> all = forward_logits(w, tokens);
+  return {all.end() - w.spec.vocab_size, all.end()};
 }
 
 }  // namespace twinfer::test

@@ -19,28 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs one step of the given (seq, num_new_tokens) pairs and commits the samples.
-StepResult run_step(CpuExecutor& ex, std::vector<std::pair<Seq*, int32_t>> items,
-                    int32_t block_size = 4) {
-  StepPlan plan;
-  plan.block_size = block_size;
-  for (auto& [s, n] : items) plan.seqs.push_back(s->step(n));
-  StepResult r = ex.execute(plan);
-  size_t k = 0;
-  for (size_t i = 0; i < items.size(); ++i) {
-    int32_t tok = plan.seqs[i].samples ? r.sampled.at(k++) : -1;
-    items[i].first->commit(items[i].second, tok);
-  }
-  REQUIRE(k == r.sampled.size());
-  return r;
-}
-
-// Dense logits of the last position of `tokens`.
-std::vector<float> dense_last(const ModelWeights& w, std::span<const int32_t> tokens) {
-  std::vector<float> all = forward_logits(w, tokens);
-  return {all.end() - w.spec.vocab_size, all.end()};
-}
-
 const char* kFixtures[] = {"tiny_llama", "tiny_qwen2", "tiny_llama3"};
 
 }  // namespace

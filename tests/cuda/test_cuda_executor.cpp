@@ -38,21 +38,7 @@ std::unique_ptr<cuda::CudaExecutor> make_exec(const std::string& name, int32_t b
 }
 
 StepResult step(Executor& ex, std::vector<std::pair<Seq*, int32_t>> items, StepPlan plan = {}) {
-  plan.block_size = kBs;
-  for (auto& [s, n] : items) plan.seqs.push_back(s->step(n));
-  StepResult r = ex.execute(plan);
-  size_t k = 0;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const int32_t tok = plan.seqs[i].samples ? r.sampled.at(k++) : -1;
-    items[i].first->commit(items[i].second, tok);
-  }
-  REQUIRE(k == r.sampled.size());
-  return r;
-}
-
-std::vector<float> dense_last(const ModelWeights& w, std::span<const int32_t> tokens) {
-  std::vector<float> all = forward_logits(w, tokens);
-  return {all.end() - w.spec.vocab_size, all.end()};
+  return run_step(ex, std::move(items), kBs, std::move(plan));
 }
 
 // The GPU's argmax must be the reference's wherever the reference's top-2 gap is clear of

@@ -9,21 +9,21 @@ OUT=${2:-gpu_bench_out}
 mkdir -p "$OUT"
 T="$BIN/twinfer"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-M="--model llama-3-8b --max-model-len 4096 --workload synthetic"
+M="--model llama-3-8b --workload synthetic"
 run() {  # name, then bench flags
   local name=$1; shift
   timeout 300 "$T" bench $M "$@" --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1
   printf '%-16s %s | %s\n' "$name" "$(grep -E 'output tok/s' "$OUT/$name.log" | sed 's/ \+/ /g')" \
     "$(grep -E 'decode speed|TTFT ' "$OUT/$name.log" | head -2 | sed 's/ \+/ /g' | tr '\n' ' ')"
 }
-D1="--num-requests 1 --input-len fixed:128 --output-len fixed:256 --temperature 0"
-D32="--num-requests 32 --input-len fixed:128 --output-len fixed:256 --temperature 0"
+D1="--max-model-len 4096 --num-requests 1 --input-len fixed:128 --output-len fixed:256 --temperature 0"
+D32="--max-model-len 4096 --num-requests 32 --input-len fixed:128 --output-len fixed:256 --temperature 0"
 run decode_b1_graphs $D1
 run decode_b1_eager $D1 --enforce-eager
 run decode_b32_graphs $D32
 run decode_b32_eager $D32 --enforce-eager
 run prefill_4096 --num-requests 1 --input-len fixed:4096 --output-len fixed:1 --max-model-len 8192 --temperature 0
-OFF="--num-requests 1000 --input-len fixed:1024 --output-len fixed:256"
+OFF="--max-model-len 4096 --num-requests 1000 --input-len fixed:1024 --output-len fixed:256"
 run offline_greedy $OFF --temperature 0 --max-num-seqs 384 --max-num-batched-tokens 8192 --enable-chunked-prefill
 run offline_temp1 $OFF --max-num-seqs 384 --max-num-batched-tokens 8192 --enable-chunked-prefill
 timeout 120 "$BIN/twinfer_bench" --benchmark_filter='attention_decode/fast/bf16/B64|gemm_large_t/5' \

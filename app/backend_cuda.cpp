@@ -45,6 +45,9 @@ std::unique_ptr<cuda::CudaExecutor> make_cuda_executor(const RunConfig& cfg, con
   o.max_model_len = nominal.max_model_len;
   o.kv_dtype = eff.engine.kv_cache_dtype == "fp8" ? cuda::KvDtype::fp8_e4m3 : cuda::KvDtype::bf16;
   o.enforce_eager = cfg.engine.enforce_eager;
+  // Measurement knob (docs/gpu.md): TWINFER_FUSED_DECODE=0 runs small steps on the unfused
+  // kernels, to time the fusion side by side.
+  if (const char* f = std::getenv("TWINFER_FUSED_DECODE")) o.fuse_small_steps = std::string(f) != "0";
   o.run_seed = cfg.seed;
   o.profile_ops = profile_ops;
   // A profiled executor never replays graphs: capturing them would only cost time and memory.

@@ -49,29 +49,34 @@ __device__ __forceinline__ void fp8x4_to_f32(uint32_t w, float* out) {
   out[3] = fb.y;
 }
 
-// One 16-byte vector of the cache: 8 bf16 or 16 fp8. VEC = elements per vector.
+// One vector of the cache as the decode kernel loads it: 8 elements, i.e. 16 bytes of bf16 or 8
+// bytes of fp8. fp8 takes 8 (not 16) values per lane so a lane's q and accumulators stay the size
+// they are for bf16: with 16, the GM = 4 kernel needed 128 registers and half the occupancy, and
+// ran below bf16's speed while reading half the bytes. VEC = elements per vector.
 template <class T>
 struct KvVec;
 template <>
 struct KvVec<bf16> {
   static constexpr int VEC = 8;
+  using Raw = uint4;
+  __device__ __forceinline__ static Raw zero() { return make_uint4(0, 0, 0, 0); }
   // p must be 16-byte aligned (launchers check head_dim % 8 == 0 and the pool pointers).
-  __device__ __forceinline__ static uint4 load(const bf16* p) {
+  __device__ __forceinline__ static Raw load(const bf16* p) {
     return __ldg(reinterpret_cast<const uint4*>(p));
   }
-  __device__ __forceinline__ static void to_f32(const uint4& u, float* out) { bf16x8_to_f32(u, out); }
+  __device__ __forceinline__ static void to_f32(const Raw& u, float* out) { bf16x8_to_f32(u, out); }
 };
 template <>
 struct KvVec<fp8> {
-  static constexpr int VEC = 16;
-  __device__ __forceinline__ static uint4 load(const fp8* p) {
-    return __ldg(reinterpret_cast<const uint4*>(p));
+  static constexpr int VEC = 8;
+  using Raw = uint2;
+  __device__ __forceinline__ static Raw zero() { return make_uint2(0, 0); }
+  __device__ __forceinline__ static Raw load(const fp8* p) {
+    return __ldg(reinterpret_cast<const uint2*>(p));
   }
-  __device__ __forceinline__ static void to_f32(const uint4& u, float* out) {
+  __device__ __forceinline__ static void to_f32(const Raw& u, float* out) {
     fp8x4_to_f32(u.x, out);
     fp8x4_to_f32(u.y, out + 4);
-    fp8x4_to_f32(u.z, out + 8);
-    fp8x4_to_f32(u.w, out + 12);
   }
 };
 

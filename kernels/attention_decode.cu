@@ -3,8 +3,9 @@
 // Kernel 1, grid (n_kv_heads * chunks, B, P), P = ceil(max_context / 512), 256 threads: one CTA
 // takes GM q heads of one GQA group (GM divides the group; chunks = group / GM, 1 for Llama) and
 // one partition of 512 keys, so each K/V vector is read once for all GM heads. A token's K row
-// of D elements is D / VEC 16-byte vectors (VEC = 8 bf16 or 16 fp8): LPT = D / VEC lanes share a
-// token, a warp covers 32 / LPT tokens per step, and each thread keeps 4 loads in flight.
+// of D elements is D / VEC vectors of VEC = 8 elements (16 bytes bf16, 8 bytes fp8): LPT = D / VEC
+// lanes share a token, a warp covers 32 / LPT tokens per step, and each thread keeps 64 bytes
+// in flight (4 bf16 or 8 fp8 loads). The first V batch is issued before the softmax pass.
 //   pass 1: logits q.k (scale and k_scale folded into q) into shared s_p[GM][512];
 //   pass 2: per head max and sum of exp over the partition (exact, no online rescaling);
 //   pass 3: acc[g][:] = sum_t p[g][t] v[t][:], reduced over lanes then warps into s_out.
@@ -25,7 +26,9 @@ using attn::fp8;
 using attn::KvVec;
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kUnroll = 4;
+// Loads in flight per thread: 4 x 16 bytes for bf16, 8 x 8 bytes for fp8 (same bytes in flight).
+template <class T>
+constexpr int kUnrollFor = sizeof(T) == 1 ? 8 : 4;
 constexpr int kP = kDecodePartition;
 
 // Workspace layout: acc [B, n_heads, P, D] floats, then (max, sum) [B, n_heads, P, 2] floats.
@@ -42,6 +45,8 @@ __global__ __launch_bounds__(kThreads) void decode_split_kernel(
     const float* k_scale_p, const float* v_scale_p, KvDtype dt, float scale, int max_context,
     int num_parts, Workspace ws, bf16* __restrict__ out) {
   constexpr int VEC = KvVec<T>::VEC;
+  constexpr int kUnroll = kUnrollFor<T>;
+  using Raw = typename KvVec<T>::Raw;
   constexpr int LPT = D / VEC;  // lanes per token
   static_assert(D % VEC == 0 && LPT >= 1 && LPT <= 32 && 32 % LPT == 0, "unsupported head_dim");
   constexpr int TPW = 32 / LPT;        // tokens per warp step
@@ -84,13 +89,13 @@ __global__ __launch_bounds__(kThreads) void decode_split_kernel(
 
   // Pass 1: logits. Token of (step base, unroll u) = base + u * TPS + warp * TPW + tw.
   for (int base = 0; base < n; base += TPS * kUnroll) {
-    uint4 kv[kUnroll];
+    Raw kv[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int t = base + u * TPS + warp * TPW + tw;
       kv[u] = t < n ? KvVec<T>::load(kc + attn::kv_offset(table, start + t, block_size,
                                                            n_kv_heads, kvh, D) + l * VEC)
-                    : make_uint4(0, 0, 0, 0);
+                    : KvVec<T>::zero();
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -106,6 +111,16 @@ __global__ __launch_bounds__(kThreads) void decode_split_kernel(
         if (l == 0 && t < n) s_p[g][t] = dot;
       }
     }
+  }
+  // The first V batch is issued now so its loads are in flight through the softmax pass and
+  // its two barriers (V does not depend on the logits); pass 3 consumes it first.
+  Raw vv[kUnroll];
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    const int t = u * TPS + warp * TPW + tw;
+    vv[u] = t < n ? KvVec<T>::load(vc + attn::kv_offset(table, start + t, block_size, n_kv_heads,
+                                                        kvh, D) + l * VEC)
+                  : KvVec<T>::zero();
   }
   __syncthreads();
 
@@ -135,13 +150,14 @@ __global__ __launch_bounds__(kThreads) void decode_split_kernel(
 #pragma unroll
     for (int v = 0; v < VEC; ++v) acc[g][v] = 0.f;
   for (int base = 0; base < n; base += TPS * kUnroll) {
-    uint4 vv[kUnroll];
+    if (base > 0) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int t = base + u * TPS + warp * TPW + tw;
-      vv[u] = t < n ? KvVec<T>::load(vc + attn::kv_offset(table, start + t, block_size,
-                                                           n_kv_heads, kvh, D) + l * VEC)
-                    : make_uint4(0, 0, 0, 0);
+      for (int u = 0; u < kUnroll; ++u) {
+        const int t = base + u * TPS + warp * TPW + tw;
+        vv[u] = t < n ? KvVec<T>::load(vc + attn::kv_offset(table, start + t, block_size,
+                                                             n_kv_heads, kvh, D) + l * VEC)
+                      : KvVec<T>::zero();
+      }
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -245,14 +261,12 @@ void launch_split(const DecodeArgs& a) {
              a.max_context, a.num_parts, a.ws, a.out);
 }
 
-// GM = the largest of {8, 4, 2, 1} dividing the group; fp8 (16 values per vector) stops at 4 to
-// keep q and acc (GM * VEC floats each) in registers.
+// GM = the largest of {8, 4, 2, 1} dividing the group.
 template <class T, int D>
 void launch_split_gm(const DecodeArgs& a) {
   const int group = a.n_heads / a.kv->n_kv_heads;
-  constexpr bool fp8_kv = sizeof(T) == 1;
-  if (!fp8_kv && group % 8 == 0) {
-    if constexpr (!fp8_kv) launch_split<T, D, 8>(a);
+  if (group % 8 == 0) {
+    launch_split<T, D, 8>(a);
   } else if (group % 4 == 0) {
     launch_split<T, D, 4>(a);
   } else if (group % 2 == 0) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -105,6 +106,15 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
   attn_ws_ = alloc(decode_attention_workspace_bytes(opt_.max_num_seqs, static_cast<int>(s.num_heads),
                                                     static_cast<int>(s.head_dim), opt_.max_model_len));
 
+  // The fused small-step GEMVs need 16-byte aligned activations, weights and norm weights.
+  auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+  fused_ok_ = H % 8 == 0 && QD % 8 == 0 && I % 8 == 0 && a16(x_) && a16(attn_) && a16(act_);
+  for (const DeviceLayer& L : m_.layers)
+    fused_ok_ = fused_ok_ && a16(L.wqkv) && a16(L.wo) && a16(L.w_gate_up) && a16(L.w_down) &&
+                a16(L.attn_norm) && a16(L.ffn_norm);
+  ablate_ = parse_ablate(std::getenv("TWINFER_ABLATE"));
+  if (const char* pf = std::getenv("TWINFER_GEMV_PREFETCH")) set_gemv_l2_prefetch(std::atoi(pf));
+
   meta_ = std::make_unique<Meta>();
   Meta& mt = *meta_;
   const size_t B = static_cast<size_t>(max_blocks_per_seq_);
@@ -175,48 +185,72 @@ void CudaExecutor::forward(int T, int D, int S, int max_q_len, int max_context, 
   const float eps = static_cast<float>(s.rms_norm_eps);
   const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
   const Meta& mt = *meta_;
+  // Small steps (decode) take the fused path: the norms run inside the GEMVs that consume them
+  // and the residual adds inside the GEMVs that produce them, so x_ always holds the residual.
+  const bool fused = opt_.fuse_small_steps && T <= gemm_->gemv_max_rows && fused_ok_;
+  auto on = [&](Op op) { return !(ablate_ & (1u << static_cast<int>(op))); };
   mark(Op::embed);
-  embed(m_.embed, mt.tokens, T, H, x_, stream_);
+  if (on(Op::embed)) embed(m_.embed, mt.tokens, T, H, x_, stream_);
   for (size_t l = 0; l < m_.layers.size(); ++l) {
     const DeviceLayer& L = m_.layers[l];
-    // The residual stream lives in x_; o_ carries the previous layer's MLP output.
-    mark(Op::norm);
-    if (l == 0) rms_norm(x_, L.attn_norm, T, H, eps, h_, stream_);
-    else add_rms_norm(x_, o_, L.attn_norm, T, H, eps, h_, stream_);
-    mark(Op::qkv);
-    gemm_->run(h_, T, H, L.wqkv, QKV, qkv_);
+    // Unfused: the residual stream lives in x_; o_ carries the previous layer's MLP output.
+    if (fused) {
+      mark(Op::qkv);
+      if (on(Op::qkv)) gemv_norm_bf16(x_, L.attn_norm, eps, T, H, L.wqkv, QKV, qkv_, stream_);
+    } else {
+      mark(Op::norm);
+      if (on(Op::norm)) {
+        if (l == 0) rms_norm(x_, L.attn_norm, T, H, eps, h_, stream_);
+        else add_rms_norm(x_, o_, L.attn_norm, T, H, eps, h_, stream_);
+      }
+      mark(Op::qkv);
+      if (on(Op::qkv)) gemm_->run(h_, T, H, L.wqkv, QKV, qkv_);
+    }
     mark(Op::rope_kv);
-    rope_kv_write(qkv_, L.bqkv, T, mt.positions, m_.inv_freq, NH, NKV, HD, mt.slots, layer_kv_[l],
-                  stream_);
+    if (on(Op::rope_kv))
+      rope_kv_write(qkv_, L.bqkv, T, mt.positions, m_.inv_freq, NH, NKV, HD, mt.slots,
+                    layer_kv_[l], stream_);
     mark(Op::attn_decode);
-    if (D > 0)
+    if (D > 0 && on(Op::attn_decode))
       paged_decode_attention(qkv_, QKV, D, mt.dec_ctx, mt.dec_bt, max_blocks_per_seq_, layer_kv_[l],
                              NH, scale, max_context, attn_ws_, attn_, stream_);
     mark(Op::attn_prefill);
-    if (S > 0)
+    if (S > 0 && on(Op::attn_prefill))
       paged_prefill_attention(qkv_ + static_cast<size_t>(D) * QKV, QKV, S, mt.pf_qstart, mt.pf_ctx,
                               mt.pf_bt, max_blocks_per_seq_, layer_kv_[l], NH, scale, max_q_len,
                               attn_ + static_cast<size_t>(D) * QD, stream_);
     mark(Op::o_proj);
-    gemm_->run(attn_, T, QD, L.wo, H, o_);
+    if (fused) {
+      if (on(Op::o_proj)) gemv_add_bf16(attn_, T, QD, L.wo, H, x_, stream_);
+      mark(Op::gate_up);
+      if (on(Op::gate_up))
+        gemv_norm_gate_up_silu_bf16(x_, L.ffn_norm, eps, T, H, L.w_gate_up, I, act_, stream_);
+      mark(Op::down);
+      if (on(Op::down)) gemv_add_bf16(act_, T, I, L.w_down, H, x_, stream_);
+      continue;
+    }
+    if (on(Op::o_proj)) gemm_->run(attn_, T, QD, L.wo, H, o_);
     mark(Op::norm);
-    add_rms_norm(x_, o_, L.ffn_norm, T, H, eps, h_, stream_);
+    if (on(Op::norm)) add_rms_norm(x_, o_, L.ffn_norm, T, H, eps, h_, stream_);
     mark(Op::gate_up);
     if (T <= gemm_->gemv_max_rows && gemv_gate_up_silu_applicable(h_, H, L.w_gate_up)) {
       // Small T: SiLU * up in the GEMV's epilogue (same bits as gate_up then silu_mul).
-      gemv_gate_up_silu_bf16(h_, T, H, L.w_gate_up, I, act_, stream_);
+      if (on(Op::gate_up)) gemv_gate_up_silu_bf16(h_, T, H, L.w_gate_up, I, act_, stream_);
     } else {
-      gemm_->run(h_, T, H, L.w_gate_up, 2 * I, gu_);
+      if (on(Op::gate_up)) gemm_->run(h_, T, H, L.w_gate_up, 2 * I, gu_);
       mark(Op::act);
-      silu_mul(gu_, T, I, act_, stream_);
+      if (on(Op::act)) silu_mul(gu_, T, I, act_, stream_);
     }
     mark(Op::down);
-    gemm_->run(act_, T, I, L.w_down, H, o_);
+    if (on(Op::down)) gemm_->run(act_, T, I, L.w_down, H, o_);
   }
   mark(Op::norm);
-  add_rms_norm(x_, o_, m_.final_norm, T, H, eps, h_, stream_);
+  if (on(Op::norm)) {
+    if (fused) rms_norm(x_, m_.final_norm, T, H, eps, h_, stream_);
+    else add_rms_norm(x_, o_, m_.final_norm, T, H, eps, h_, stream_);
+  }
   mark(Op::lm_head);
-  if (R > 0) {
+  if (R > 0 && on(Op::lm_head)) {
     embed(h_, mt.sample_idx, R, H, fin_, stream_);  // gathers the rows that sample
     gemm_->run_f32(fin_, R, H, m_.lm_head, static_cast<int>(s.vocab_size), logits_);
   }
@@ -527,6 +561,28 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
     if (plan.seqs[i].samples) res.sampled.push_back(by_plan_[i]);
   res.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
+}
+
+// TWINFER_ABLATE=op,op,...: the named ops are not launched at all. Results are then garbage;
+// it exists to time what each op costs inside a real (graph-replayed, PDL-overlapped) step,
+// which per-op events cannot show. Unknown names are an error.
+uint32_t parse_ablate(const char* spec) {
+  uint32_t mask = 0;
+  if (!spec || !*spec) return 0;
+  std::string all(spec);
+  size_t pos = 0;
+  while (pos <= all.size()) {
+    const size_t comma = std::min(all.find(',', pos), all.size());
+    const std::string name = all.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (name.empty()) continue;
+    int found = -1;
+    for (int i = 0; i < static_cast<int>(Op::count); ++i)
+      if (name == op_name(static_cast<Op>(i))) found = i;
+    if (found < 0) throw ConfigError("TWINFER_ABLATE: unknown op '" + name + "'");
+    mask |= 1u << found;
+  }
+  return mask;
 }
 
 const char* op_name(Op op) {

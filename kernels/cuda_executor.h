@@ -32,6 +32,9 @@ struct CudaExecutorOptions {
   uint64_t run_seed = 0;
   // Time every op with events (graphs off); see OpProfile.
   bool profile_ops = false;
+  // Steps of at most Gemm::gemv_max_rows tokens run the fused GEMVs (norm prologue, residual
+  // epilogue); off: the same kernels as large steps (tests compare the two).
+  bool fuse_small_steps = true;
   // Tests: keep every sampled row's raw logits (before penalties/temperature) for last_logits().
   bool keep_logits = false;
 };
@@ -45,6 +48,7 @@ struct StepStats {  // counters for `twinfer bench` and calibration
 enum class Op : int { upload, embed, norm, qkv, rope_kv, attn_decode, attn_prefill, o_proj, gate_up,
                       act, down, lm_head, sample, count };
 const char* op_name(Op op);
+uint32_t parse_ablate(const char* spec);  // TWINFER_ABLATE's op list -> bit mask of Op
 struct OpProfile {
   double ms[static_cast<int>(Op::count)] = {};
   int64_t calls[static_cast<int>(Op::count)] = {};
@@ -104,6 +108,8 @@ class CudaExecutor final : public Executor {
   void collect_marks();              // after the step's sync
 
   int32_t max_tokens_ = 0, max_blocks_per_seq_ = 0;
+  bool fused_ok_ = false;   // alignment allows the fused small-step path
+  uint32_t ablate_ = 0;     // TWINFER_ABLATE (timing only)
   // Activations, [max_tokens_, width] bf16 unless noted.
   bf16 *x_ = nullptr, *h_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *o_ = nullptr,
        *gu_ = nullptr, *act_ = nullptr, *fin_ = nullptr;  // fin_: [max_num_seqs, hidden]

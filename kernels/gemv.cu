@@ -23,4 +23,19 @@ void gemv_gate_up_silu_bf16(const bf16* x, int T, int in, const bf16* W_gu, int 
   lab::gemv_v2_gate_up_silu(x, T, in, W_gu, I, act, s);  // throws naming the broken requirement
 }
 
+void gemv_norm_bf16(const bf16* x, const bf16* norm_w, float eps, int T, int in, const bf16* W,
+                    int out, bf16* y, cudaStream_t s) {
+  lab::gemv_v2_norm(x, norm_w, eps, T, in, W, out, y, s);
+}
+void gemv_norm_gate_up_silu_bf16(const bf16* x, const bf16* norm_w, float eps, int T, int in,
+                                 const bf16* W_gu, int I, bf16* act, cudaStream_t s) {
+  lab::gemv_v2_norm_gate_up_silu(x, norm_w, eps, T, in, W_gu, I, act, s);
+}
+void gemv_add_bf16(const bf16* x, int T, int in, const bf16* W, int out, bf16* residual,
+                   cudaStream_t s) {
+  lab::gemv_v2_add(x, T, in, W, out, residual, s);
+}
+void set_gemv_l2_prefetch(int bytes_per_row) { lab::set_gemv_l2_prefetch(bytes_per_row); }
+int gemv_l2_prefetch() { return lab::gemv_l2_prefetch(); }
+
 }  // namespace twinfer::cuda

@@ -131,6 +131,25 @@ bool gemv_gate_up_silu_applicable(const bf16* x, int in, const bf16* W_gu);
 void gemv_gate_up_silu_bf16(const bf16* x, int T, int in, const bf16* W_gu, int I, bf16* act,
                             cudaStream_t s);
 
+// The decode fast path (small T): RMSNorm fused into the GEMV that consumes it and the residual
+// add fused into the GEMV that produces it, so a layer is qkv, rope/KV, attention, o, gate/up,
+// down with no separate norm kernels. x is the residual stream [T, in] (not yet normalized);
+// the norm is computed per block with rms_norm's roundings (1/rms may differ from rms_norm's in
+// its last bit: another summation order). Same requirements as gemv_gate_up_silu_applicable
+// plus a 16-byte aligned norm weight.
+void gemv_norm_bf16(const bf16* x, const bf16* norm_w, float eps, int T, int in, const bf16* W,
+                    int out, bf16* y, cudaStream_t s);
+void gemv_norm_gate_up_silu_bf16(const bf16* x, const bf16* norm_w, float eps, int T, int in,
+                                 const bf16* W_gu, int I, bf16* act, cudaStream_t s);
+// residual[T, out] = bf16(residual + bf16(x W^T)), bit-identical to gemv_bf16 then the add of
+// add_rms_norm.
+void gemv_add_bf16(const bf16* x, int T, int in, const bf16* W, int out, bf16* residual,
+                   cudaStream_t s);
+// Bytes of each weight row the small-T GEMVs prefetch into L2 before waiting on their
+// predecessor (Programmatic Dependent Launch), 0 = off; see kernels/lab/NOTES_gemm.md.
+void set_gemv_l2_prefetch(int bytes_per_row);
+int gemv_l2_prefetch();
+
 // ---- utilities (kernels/elementwise.cu) ----------------------------------------------------
 // Fills n bf16 with N(0, std) from a counter-based generator keyed by seed (random checkpoints
 // made on the device, and test inputs).

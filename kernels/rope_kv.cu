@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -30,10 +31,12 @@ __device__ __forceinline__ void store_kv(void* pool, int64_t idx, float v, float
   }
 }
 
-// grid (T), block (256). Row t of qkv [T, (n_heads + 2 n_kv) * hd]; bias [(n_heads + 2 n_kv) hd]
-// or null; inv_freq [hd/2]. Cache pools [num_blocks * block_size (slots), n_kv, hd].
-// slot_mapping[t] < 0 (padding) or >= num_slots (the host validates; the guard keeps a bad slot
-// from corrupting memory) skips the cache write; the rotation of the row happens regardless.
+// grid (T, n_heads + 2 n_kv): one CTA per (row, head), so a one-token decode step spreads over
+// 48 CTAs instead of looping in one; block = head_dim / 2 rounded up to a warp. Row t of qkv
+// [T, (n_heads + 2 n_kv) * hd]; bias [(n_heads + 2 n_kv) hd] or null; inv_freq [hd/2]. Cache
+// pools [num_blocks * block_size (slots), n_kv, hd]. slot_mapping[t] < 0 (padding) or
+// >= num_slots (the host validates; the guard keeps a bad slot from corrupting memory) skips the
+// cache write; the rotation of the row happens regardless.
 template <KvDtype kDt>
 __global__ void kernel_rope_kv_write(bf16* __restrict__ qkv, const bf16* __restrict__ bias,
                                      const int32_t* __restrict__ positions,
@@ -44,54 +47,53 @@ __global__ void kernel_rope_kv_write(bf16* __restrict__ qkv, const bf16* __restr
                                      const float* __restrict__ v_scale) {
   pdl_trigger();
   pdl_wait();
-  const int t = blockIdx.x;
+  const int t = blockIdx.x, head = blockIdx.y;
   const int width = (n_heads + 2 * n_kv) * hd;
   bf16* row = qkv + int64_t(t) * width;
   const int half = hd / 2;
-  const float pos = float(positions[t]);
   const int64_t slot = slot_mapping[t];
   const bool write = slot >= 0 && slot < num_slots;
-  float ks = 1.f, vs = 1.f;  // stored = x / scale, divided (not multiplied by 1/scale) as specified
-  if constexpr (kDt == KvDtype::fp8_e4m3) {
-    ks = *k_scale;
-    vs = *v_scale;
-  }
   const int64_t cache_row = write ? slot * n_kv * hd : 0;  // element (slot, h, d)
 
-  // q and k heads are contiguous: heads 0..n_heads-1 are q, n_heads..n_heads+n_kv-1 are k.
-  const int pairs = (n_heads + n_kv) * half;
-  for (int j = threadIdx.x; j < pairs; j += blockDim.x) {
-    const int head = j / half;
-    const int i = j - head * half;
-    const int o1 = head * hd + i, o2 = o1 + half;
-    float x1 = __bfloat162float(row[o1]), x2 = __bfloat162float(row[o2]);
-    if (bias != nullptr) {
-      x1 = rbf(x1 + __bfloat162float(bias[o1]));
-      x2 = rbf(x2 + __bfloat162float(bias[o2]));
+  if (head < n_heads + n_kv) {
+    // q heads then k heads: rotate pairs (i, i + half).
+    const float pos = float(positions[t]);
+    float ks = 1.f;  // stored = x / scale, divided (not multiplied by 1/scale) as specified
+    if constexpr (kDt == KvDtype::fp8_e4m3) ks = *k_scale;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+      const int o1 = head * hd + i, o2 = o1 + half;
+      float x1 = __bfloat162float(row[o1]), x2 = __bfloat162float(row[o2]);
+      if (bias != nullptr) {
+        x1 = rbf(x1 + __bfloat162float(bias[o1]));
+        x2 = rbf(x2 + __bfloat162float(bias[o2]));
+      }
+      float sn, cs;
+      sincosf(pos * inv_freq[i], &sn, &cs);  // full-range fp32 (angles reach ~1e5 rad)
+      const float c = rbf(cs), s = rbf(sn);
+      const float y1 = rbf(rbf(x1 * c) + rbf(-x2 * s));
+      const float y2 = rbf(rbf(x2 * c) + rbf(x1 * s));
+      row[o1] = __float2bfloat16(y1);
+      row[o2] = __float2bfloat16(y2);
+      if (write && head >= n_heads) {
+        const int64_t base = cache_row + int64_t(head - n_heads) * hd;
+        store_kv<kDt>(kcache, base + i, y1, ks);
+        store_kv<kDt>(kcache, base + i + half, y2, ks);
+      }
     }
-    float sn, cs;
-    sincosf(pos * inv_freq[i], &sn, &cs);  // full-range fp32 (angles reach ~1e5 rad)
-    const float c = rbf(cs), s = rbf(sn);
-    const float y1 = rbf(rbf(x1 * c) + rbf(-x2 * s));
-    const float y2 = rbf(rbf(x2 * c) + rbf(x1 * s));
-    row[o1] = __float2bfloat16(y1);
-    row[o2] = __float2bfloat16(y2);
-    if (write && head >= n_heads) {
-      const int64_t base = cache_row + int64_t(head - n_heads) * hd;
-      store_kv<kDt>(kcache, base + i, y1, ks);
-      store_kv<kDt>(kcache, base + i + half, y2, ks);
+  } else {
+    // v head (head - n_heads - n_kv): bias then cache.
+    float vs = 1.f;
+    if constexpr (kDt == KvDtype::fp8_e4m3) vs = *v_scale;
+    const int vh = head - n_heads - n_kv;
+    const int off = (n_heads + n_kv + vh) * hd;
+    for (int j = threadIdx.x; j < hd; j += blockDim.x) {
+      float v = __bfloat162float(row[off + j]);
+      if (bias != nullptr) {
+        v = rbf(v + __bfloat162float(bias[off + j]));
+        row[off + j] = __float2bfloat16(v);
+      }
+      if (write) store_kv<kDt>(vcache, cache_row + int64_t(vh) * hd + j, v, vs);
     }
-  }
-  // v heads: bias then cache, element j of the v block is (head j / hd, dim j % hd).
-  const int vbase = (n_heads + n_kv) * hd;
-  const int nv = n_kv * hd;
-  for (int j = threadIdx.x; j < nv; j += blockDim.x) {
-    float v = __bfloat162float(row[vbase + j]);
-    if (bias != nullptr) {
-      v = rbf(v + __bfloat162float(bias[vbase + j]));
-      row[vbase + j] = __float2bfloat16(v);
-    }
-    if (write) store_kv<kDt>(vcache, cache_row + j, v, vs);
   }
 }
 
@@ -123,11 +125,14 @@ void rope_kv_write(bf16* qkv, const bf16* bias, int T, const int32_t* positions,
     fail("unknown kv.dtype " + std::to_string(int(kv.dtype)));
   if (T == 0) return;
   const int64_t num_slots = int64_t(kv.num_blocks) * kv.block_size;
-  constexpr int th = 256;
+  if (n_heads + 2 * n_kv_heads > 65535)
+    fail("n_heads + 2 n_kv_heads must be <= 65535 (one grid row per head), got " +
+         std::to_string(n_heads + 2 * n_kv_heads));
+  const int th = std::min(1024, (head_dim / 2 + 31) / 32 * 32);
   launch_pdl("kernel_rope_kv_write",
              kv.dtype == KvDtype::bf16 ? kernel_rope_kv_write<KvDtype::bf16>
                                        : kernel_rope_kv_write<KvDtype::fp8_e4m3>,
-             T, th, 0, s, qkv, bias, positions, inv_freq, n_heads, n_kv_heads, head_dim,
+             dim3(T, n_heads + 2 * n_kv_heads), th, 0, s, qkv, bias, positions, inv_freq, n_heads, n_kv_heads, head_dim,
              slot_mapping, num_slots, kv.k, kv.v, kv.k_scale, kv.v_scale);
 }
 

@@ -9,7 +9,9 @@
 //   warps, so it stays L1/L2 resident; no shared-memory staging or __syncthreads needed;
 // - fp32 accumulators acc[R][T] in registers, butterfly shuffle reduction at the end.
 #include <algorithm>
+#include <atomic>
 #include <string>
+#include <type_traits>
 
 #include "kernels/lab/gemv_lab.h"
 #include "kernels/pdl.cuh"
@@ -35,6 +37,10 @@ __device__ __forceinline__ uint4 ld_stream_early(const bf16* p) {
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
+}
+
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(p));
 }
 
 __device__ __forceinline__ void unpack8(const uint4& v, float f[8]) {
@@ -66,19 +72,22 @@ __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(_
 // butterfly), so every variant gives the same bits per output row.
 // PDL: the first batch of W loads is issued before pdl_wait() (W is constant), x is read and y
 // written only after it.
-template <int T, int R, class OutT, bool kGateUp>
+template <int T, int R, class OutT, bool kGateUp, bool kNorm = false, bool kAdd = false>
 __global__ void __launch_bounds__(kThreads)
     kernel_gemv_v2(const bf16* __restrict__ x, int in, const bf16* __restrict__ W, int out,
-                   OutT* __restrict__ y) {
+                   OutT* __restrict__ y, GemvFusion fz) {
   constexpr int U = 8 / R;
   constexpr int RO = kGateUp ? R / 2 : R;  // output columns per warp
   static_assert(!kGateUp || R % 2 == 0, "gate/up pairs need an even R");
+  static_assert(!kAdd || std::is_same_v<OutT, bf16>, "the residual is bf16");
   const int warp = (blockIdx.x * kThreads + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   const int row0 = warp * RO;
   // Only warps past the end leave without waiting; warp 0 always waits, which keeps the
   // completion of this grid after the completion of its predecessor (see kernels/pdl.cuh).
-  if (row0 >= out) return;
+  // With kNorm every warp stays for the block's norm reduction (a barrier) and idles after it.
+  if (!kNorm && row0 >= out) return;
+  const bool active = row0 < out;
   const int nvec = in / 8;
   // Rows past `out` (last warp only) re-read row out-1 and are never stored.
   const bf16* wrow[R];
@@ -100,10 +109,47 @@ __global__ void __launch_bounds__(kThreads)
   for (int u = 0; u < U; ++u) {
     const int v = lane + 32 * u;
 #pragma unroll
-    for (int r = 0; r < R; ++r) w[u][r] = v < nvec ? ld_stream_early(wrow[r] + 8 * v) : make_uint4(0, 0, 0, 0);
+    for (int r = 0; r < R; ++r)
+      w[u][r] = active && v < nvec ? ld_stream_early(wrow[r] + 8 * v) : make_uint4(0, 0, 0, 0);
+  }
+  // Further bytes of each row into L2 while the predecessor drains: with PDL the weight stream
+  // then never stops between kernels. Lines past the first batch (512 U bytes), one per lane.
+  if (active && fz.prefetch_bytes > 0) {
+    const int row_bytes = min(in * 2, fz.prefetch_bytes);
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      for (int off = 512 * U + lane * 128; off < row_bytes; off += 32 * 128) prefetch_l2(reinterpret_cast<const char*>(wrow[r]) + off);
   }
   pdl_trigger();
   pdl_wait();
+  // kNorm: x is the residual stream; each block computes the T rows' 1/rms itself (x is tiny
+  // and L1/L2 resident) and normalizes x vectors on the fly exactly as rms_norm rounds them.
+  [[maybe_unused]] float inv[T];
+  if constexpr (kNorm) {
+    __shared__ float s_ss[kThreads / 32][T];
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      float ss = 0.f;
+      for (int v = threadIdx.x; v < nvec; v += kThreads) {
+        float f[8];
+        unpack8(__ldg(reinterpret_cast<const uint4*>(x + int64_t(t) * in) + v), f);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) ss += f[j] * f[j];
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+      if (lane == 0) s_ss[threadIdx.x / 32][t] = ss;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      float ss = 0.f;
+#pragma unroll
+      for (int k = 0; k < kThreads / 32; ++k) ss += s_ss[k][t];
+      inv[t] = rsqrtf(ss / float(in) + fz.eps);
+    }
+    if (!active) return;
+  }
 
   for (int base = lane; base < nvec; base += 32 * U) {
 #pragma unroll
@@ -113,10 +159,16 @@ __global__ void __launch_bounds__(kThreads)
       float wf[R][8];
 #pragma unroll
       for (int r = 0; r < R; ++r) unpack8(w[u][r], wf[r]);
+      float g[8];
+      if constexpr (kNorm) unpack8(__ldg(reinterpret_cast<const uint4*>(fz.norm_w) + v), g);
 #pragma unroll
       for (int t = 0; t < T; ++t) {
         float xf[8];
         unpack8(__ldg(reinterpret_cast<const uint4*>(x + int64_t(t) * in) + v), xf);
+        if constexpr (kNorm) {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) xf[j] = round_bf16(g[j] * round_bf16(xf[j] * inv[t]));
+        }
 #pragma unroll
         for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -149,25 +201,31 @@ __global__ void __launch_bounds__(kThreads)
         // Same expression as silu_mul (kernels/elementwise.cu): full-precision expf.
         const float g = round_bf16(acc[r][t]), u = round_bf16(acc[r + RO][t]);
         y[int64_t(t) * out + row0 + r] = __float2bfloat16(round_bf16(g / (1.f + expf(-g))) * u);
+      } else if constexpr (kAdd) {
+        // residual = bf16(residual + bf16(acc)): the rounding of a separate projection output
+        // followed by add_rms_norm's add.
+        OutT* p = y + int64_t(t) * out + row0 + r;
+        *p = __float2bfloat16(__bfloat162float(*p) + round_bf16(acc[r][t]));
       } else {
         y[int64_t(t) * out + row0 + r] = to_out<OutT>(acc[r][t]);
       }
     }
 }
 
-template <int T, bool kGateUp, class OutT>
-void launch_rows(int R, const bf16* x, int in, const bf16* W, int out, OutT* y, cudaStream_t s) {
+template <int T, bool kGateUp, bool kNorm, bool kAdd, class OutT>
+void launch_rows(int R, const bf16* x, int in, const bf16* W, int out, OutT* y,
+                 const GemvFusion& fz, cudaStream_t s) {
   const int outs_per_block = (kGateUp ? R / 2 : R) * (kThreads / 32);
   const int grid = (out + outs_per_block - 1) / outs_per_block;
   const char* name = kGateUp ? "kernel_gemv_v2 (gate/up + silu)" : "kernel_gemv_v2";
   if constexpr (kGateUp) {
-    if (R == 2) launch_pdl(name, kernel_gemv_v2<T, 2, OutT, true>, grid, kThreads, 0, s, x, in, W, out, y);
-    else launch_pdl(name, kernel_gemv_v2<T, 4, OutT, true>, grid, kThreads, 0, s, x, in, W, out, y);
+    if (R == 2) launch_pdl(name, kernel_gemv_v2<T, 2, OutT, true, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz);
+    else launch_pdl(name, kernel_gemv_v2<T, 4, OutT, true, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz);
   } else {
     switch (R) {
-      case 1: launch_pdl(name, kernel_gemv_v2<T, 1, OutT, false>, grid, kThreads, 0, s, x, in, W, out, y); break;
-      case 2: launch_pdl(name, kernel_gemv_v2<T, 2, OutT, false>, grid, kThreads, 0, s, x, in, W, out, y); break;
-      default: launch_pdl(name, kernel_gemv_v2<T, 4, OutT, false>, grid, kThreads, 0, s, x, in, W, out, y); break;
+      case 1: launch_pdl(name, kernel_gemv_v2<T, 1, OutT, false, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz); break;
+      case 2: launch_pdl(name, kernel_gemv_v2<T, 2, OutT, false, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz); break;
+      default: launch_pdl(name, kernel_gemv_v2<T, 4, OutT, false, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz); break;
     }
   }
 }
@@ -182,14 +240,18 @@ int pick_rows(int T, int out) {
 }
 
 // kGateUp: `out` is I (act columns) and W has 2I rows.
-template <bool kGateUp, class OutT>
-void launch_v2(const bf16* x, int T, int in, const bf16* W, int out, OutT* y, cudaStream_t s) {
+template <bool kGateUp, bool kNorm, bool kAdd, class OutT>
+void launch_v2(const bf16* x, int T, int in, const bf16* W, int out, OutT* y, GemvFusion fz,
+               cudaStream_t s) {
   if (T < 0 || in <= 0 || out <= 0)
     throw CudaError("gemv_v2: need T >= 0, in > 0, out > 0, got T=" + std::to_string(T) +
                     " in=" + std::to_string(in) + " out=" + std::to_string(out));
   if (!gemv_v2_applicable(x, in, W))
     throw CudaError("gemv_v2: needs in % 8 == 0 and 16-byte aligned x and W, got in=" +
                     std::to_string(in));
+  if (kNorm && (fz.norm_w == nullptr || (reinterpret_cast<uintptr_t>(fz.norm_w) & 15u) != 0))
+    throw CudaError("gemv_v2 (fused RMSNorm): the norm weight must be non-null and 16-byte aligned");
+  fz.prefetch_bytes = gemv_l2_prefetch();
   for (int t0 = 0; t0 < T; t0 += kMaxT) {
     const int tc = T - t0 < kMaxT ? T - t0 : kMaxT;
     const bf16* xc = x + int64_t(t0) * in;
@@ -197,17 +259,19 @@ void launch_v2(const bf16* x, int T, int in, const bf16* W, int out, OutT* y, cu
     // Gate/up: rows are picked over all 2I rows of W, at least one gate/up pair per warp.
     const int R = kGateUp ? std::max(2, pick_rows(tc, 2 * out)) : pick_rows(tc, out);
     switch (tc) {
-      case 1: launch_rows<1, kGateUp>(R, xc, in, W, out, yc, s); break;
-      case 2: launch_rows<2, kGateUp>(R, xc, in, W, out, yc, s); break;
-      case 3: launch_rows<3, kGateUp>(R, xc, in, W, out, yc, s); break;
-      case 4: launch_rows<4, kGateUp>(R, xc, in, W, out, yc, s); break;
-      case 5: launch_rows<5, kGateUp>(R, xc, in, W, out, yc, s); break;
-      case 6: launch_rows<6, kGateUp>(R, xc, in, W, out, yc, s); break;
-      case 7: launch_rows<7, kGateUp>(R, xc, in, W, out, yc, s); break;
-      default: launch_rows<8, kGateUp>(R, xc, in, W, out, yc, s); break;
+      case 1: launch_rows<1, kGateUp, kNorm, kAdd>(R, xc, in, W, out, yc, fz, s); break;
+      case 2: launch_rows<2, kGateUp, kNorm, kAdd>(R, xc, in, W, out, yc, fz, s); break;
+      case 3: launch_rows<3, kGateUp, kNorm, kAdd>(R, xc, in, W, out, yc, fz, s); break;
+      case 4: launch_rows<4, kGateUp, kNorm, kAdd>(R, xc, in, W, out, yc, fz, s); break;
+      case 5: launch_rows<5, kGateUp, kNorm, kAdd>(R, xc, in, W, out, yc, fz, s); break;
+      case 6: launch_rows<6, kGateUp, kNorm, kAdd>(R, xc, in, W, out, yc, fz, s); break;
+      case 7: launch_rows<7, kGateUp, kNorm, kAdd>(R, xc, in, W, out, yc, fz, s); break;
+      default: launch_rows<8, kGateUp, kNorm, kAdd>(R, xc, in, W, out, yc, fz, s); break;
     }
   }
 }
+
+std::atomic<int> g_prefetch_bytes{0};
 
 }  // namespace
 
@@ -216,14 +280,28 @@ bool gemv_v2_applicable(const bf16* x, int in, const bf16* W) {
          (reinterpret_cast<uintptr_t>(W) & 15u) == 0;
 }
 void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, bf16* y, cudaStream_t s) {
-  launch_v2<false>(x, T, in, W, out, y, s);
+  launch_v2<false, false, false>(x, T, in, W, out, y, GemvFusion{}, s);
 }
 void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, float* y, cudaStream_t s) {
-  launch_v2<false>(x, T, in, W, out, y, s);
+  launch_v2<false, false, false>(x, T, in, W, out, y, GemvFusion{}, s);
 }
 void gemv_v2_gate_up_silu(const bf16* x, int T, int in, const bf16* W_gu, int I, bf16* act,
                           cudaStream_t s) {
-  launch_v2<true>(x, T, in, W_gu, I, act, s);
+  launch_v2<true, false, false>(x, T, in, W_gu, I, act, GemvFusion{}, s);
 }
+void gemv_v2_norm(const bf16* x, const bf16* norm_w, float eps, int T, int in, const bf16* W,
+                  int out, bf16* y, cudaStream_t s) {
+  launch_v2<false, true, false>(x, T, in, W, out, y, GemvFusion{norm_w, eps, 0}, s);
+}
+void gemv_v2_norm_gate_up_silu(const bf16* x, const bf16* norm_w, float eps, int T, int in,
+                               const bf16* W_gu, int I, bf16* act, cudaStream_t s) {
+  launch_v2<true, true, false>(x, T, in, W_gu, I, act, GemvFusion{norm_w, eps, 0}, s);
+}
+void gemv_v2_add(const bf16* x, int T, int in, const bf16* W, int out, bf16* residual,
+                 cudaStream_t s) {
+  launch_v2<false, false, true>(x, T, in, W, out, residual, GemvFusion{}, s);
+}
+void set_gemv_l2_prefetch(int bytes_per_row) { g_prefetch_bytes = std::max(0, bytes_per_row); }
+int gemv_l2_prefetch() { return g_prefetch_bytes.load(); }
 
 }  // namespace twinfer::cuda::lab

@@ -21,8 +21,9 @@ constexpr int32_t kBs = 8;
 
 std::unique_ptr<cuda::CudaExecutor> make_exec(const std::string& name, int32_t blocks, bool eager,
                                               cuda::KvDtype kv = cuda::KvDtype::bf16,
-                                              int32_t cpu_blocks = 0) {
+                                              int32_t cpu_blocks = 0, bool fuse = true) {
   cuda::CudaExecutorOptions o;
+  o.fuse_small_steps = fuse;
   o.block_size = kBs;
   o.max_num_seqs = 16;
   o.max_num_batched_tokens = 256;
@@ -108,6 +109,51 @@ TEST_CASE("cuda graphs and eager give identical greedy tokens", "[gpu][executor]
     else CHECK(ex->stats().graph_steps == 0);
   }
   CHECK(outs[0] == outs[1]);
+}
+
+// The fused small-step path (norms in the GEMV prologues, residual adds in their epilogues)
+// against the unfused kernels over decode steps at batch 1 and 5, teacher-forced (the fused run
+// is fed the unfused run's tokens, so a near-tie flipping cannot derail the comparison): logits
+// at bf16 distance, and the same argmax wherever the unfused top-2 gap is clear.
+TEST_CASE("cuda fused decode path matches the unfused kernels", "[gpu][executor][fused]") {
+  TWINFER_REQUIRE_GPU();
+  for (const char* name : kNames) {
+    INFO(name);
+    Reference ref = load_reference(name);
+    std::vector<int32_t> forced;             // the unfused run's tokens, in step order
+    std::vector<std::vector<float>> logits[2];  // seq 0's logits per decode step
+    for (int fuse = 0; fuse < 2; ++fuse) {
+      auto ex = make_exec(name, 64, false, cuda::KvDtype::bf16, 0, fuse == 1);
+      size_t k = 0;
+      for (int batch : {1, 5}) {
+        std::vector<Seq> seqs;
+        for (int b = 0; b < batch; ++b) {
+          std::vector<int32_t> p = ref.prompt;
+          p[0] = (p[0] + 3 * b) % 100;
+          seqs.push_back(Seq{b, p, {}, greedy()});
+          for (int t = 0; t < 6; ++t) seqs.back().table.push_back(b * 6 + t);
+        }
+        std::vector<std::pair<Seq*, int32_t>> pre, dec;
+        for (Seq& s : seqs) {
+          pre.push_back({&s, static_cast<int32_t>(s.tokens.size())});
+          dec.push_back({&s, 1});
+        }
+        for (int i = 0; i < 13; ++i) {
+          step(*ex, i == 0 ? pre : dec);
+          if (i > 0) logits[fuse].push_back(ex->last_logits(0));
+          for (Seq& s : seqs) {
+            if (fuse == 0) forced.push_back(s.tokens.back());
+            else s.tokens.back() = forced.at(k++);
+          }
+        }
+      }
+    }
+    REQUIRE(logits[0].size() == logits[1].size());
+    for (size_t i = 0; i < logits[0].size(); ++i) {
+      CHECK(rel_l2(logits[1][i], logits[0][i]) < 1e-2);
+      check_argmax(logits[1][i], logits[0][i], 0.05f);
+    }
+  }
 }
 
 TEST_CASE("cuda chunked prefill and mixed batches match the dense reference", "[gpu][executor]") {

@@ -181,3 +181,70 @@ TEST_CASE("gate/up GEMV with SiLU epilogue matches gemv + silu_mul bit for bit",
   CHECK_THROWS_AS(cuda::gemv_gate_up_silu_bf16(bad.x.p, 2, 12, bad.W.p, 4, out.p, nullptr),
                   cuda::CudaError);
 }
+
+// The decode fast path's fused GEMVs against the unfused kernels they replace:
+// - residual add epilogue: bit-identical to gemv_bf16 then add_rms_norm's add;
+// - RMSNorm prologue: the block computes 1/rms with another summation order than rms_norm, so
+//   a few outputs may differ in the last bf16 bit; at most 2% of outputs differ and the
+//   result stays at bf16 rounding distance from rms_norm + gemv.
+TEST_CASE("fused norm / residual GEMVs match the unfused kernels", "[gpu][gemm][fused]") {
+  TWINFER_REQUIRE_GPU();
+  struct S { int T, in, out; };
+  for (const int prefetch : {0, 16384}) {
+    cuda::set_gemv_l2_prefetch(prefetch);
+    for (const S s : {S{1, 4096, 6144}, S{3, 200, 97}, S{8, 1024, 4500}, S{9, 256, 300},
+                      S{5, 64, 1}, S{2, 512, 5000}, S{1, 14336, 64}}) {
+      INFO("T=" << s.T << " in=" << s.in << " out=" << s.out << " prefetch=" << prefetch);
+      Problem p(s.T, s.in, s.out, 80 + s.T);
+      std::vector<float> nwf;
+      DevBuf<bf16> nw(size_t(s.in));
+      nw.upload(randn_bf16(nw.n, 0.3f, 90 + s.T, &nwf));
+      const float eps = 1e-5f;
+      // Norm prologue: rms_norm then gemv vs the fused kernel.
+      DevBuf<bf16> h(size_t(s.T) * s.in), y_ref(size_t(s.T) * s.out), y(size_t(s.T) * s.out);
+      h.poison();
+      y_ref.poison();
+      y.poison();
+      cuda::rms_norm(p.x.p, nw.p, s.T, s.in, eps, h.p, nullptr);
+      cuda::gemv_bf16(h.p, s.T, s.in, p.W.p, s.out, y_ref.p, nullptr);
+      cuda::gemv_norm_bf16(p.x.p, nw.p, eps, s.T, s.in, p.W.p, s.out, y.p, nullptr);
+      const auto a = y.download(), r = y_ref.download();
+      size_t diff = 0;
+      for (size_t i = 0; i < a.size(); ++i) diff += std::memcmp(&a[i], &r[i], sizeof(bf16)) != 0;
+      CHECK(diff <= a.size() / 50);
+      CHECK(rel_l2(to_f32(a), to_f32(r)) < 5e-3);
+      // Residual epilogue: residual' = bf16(residual + bf16(x W^T)), exactly.
+      std::vector<float> resf;
+      const auto res0 = randn_bf16(size_t(s.T) * s.out, 1.f, 95 + s.T, &resf);
+      DevBuf<bf16> res(res0.size()), o(res0.size());
+      res.upload(res0);
+      o.poison();
+      cuda::gemv_bf16(p.x.p, s.T, s.in, p.W.p, s.out, o.p, nullptr);
+      cuda::gemv_add_bf16(p.x.p, s.T, s.in, p.W.p, s.out, res.p, nullptr);
+      const auto got = to_f32(res.download()), ov = to_f32(o.download());
+      size_t bad = 0;
+      for (size_t i = 0; i < got.size(); ++i) bad += got[i] != rbf(resf[i] + ov[i]);
+      CHECK(bad == 0);
+      // Norm + gate/up + SiLU: against rms_norm then the unfused-norm gate/up kernel.
+      if (s.out % 2 == 0) {
+        const int I = s.out / 2;
+        DevBuf<bf16> act_ref(size_t(s.T) * I), act(size_t(s.T) * I);
+        act_ref.poison();
+        act.poison();
+        cuda::gemv_gate_up_silu_bf16(h.p, s.T, s.in, p.W.p, I, act_ref.p, nullptr);
+        cuda::gemv_norm_gate_up_silu_bf16(p.x.p, nw.p, eps, s.T, s.in, p.W.p, I, act.p, nullptr);
+        const auto aa = act.download(), ar = act_ref.download();
+        size_t d2 = 0;
+        for (size_t i = 0; i < aa.size(); ++i) d2 += std::memcmp(&aa[i], &ar[i], sizeof(bf16)) != 0;
+        CHECK(d2 <= aa.size() / 50);
+        CHECK(rel_l2(to_f32(aa), to_f32(ar)) < 5e-3);
+      }
+    }
+  }
+  cuda::set_gemv_l2_prefetch(0);
+  // A misaligned norm weight is refused by name.
+  Problem p(1, 64, 8, 99);
+  DevBuf<bf16> nw(72), y(8);
+  CHECK_THROWS_AS(cuda::gemv_norm_bf16(p.x.p, nw.p + 1, 1e-5f, 1, 64, p.W.p, 8, y.p, nullptr),
+                  cuda::CudaError);
+}

@@ -22,10 +22,11 @@ HW_LABEL=${HW_LABEL:-h100}
 die() { echo "make_papers.sh: $*" >&2; exit 1; }
 command -v jq >/dev/null || die "jq is required (apt-get install -y jq)"
 
-# First of the candidate trace folders that exists (worktrees sit one level deeper than main).
+# First candidate trace folder holding the Mooncake trace: shared/ in the checkout (the GPU
+# machine's copy), beside it (/work/main -> /work/shared) or two levels up (/work/wt/NAME).
 default_trace_dir() {
-  for d in "$ROOT/../shared/data/traces" "$ROOT/../../shared/data/traces"; do
-    [[ -d $d ]] && { (cd "$d" && pwd); return; }
+  for d in "$ROOT/shared/data/traces" "$ROOT/../shared/data/traces" "$ROOT/../../shared/data/traces"; do
+    [[ -f $d/mooncake_conversation.jsonl ]] && { (cd "$d" && pwd); return; }
   done
   echo "$ROOT/../shared/data/traces"
 }
@@ -56,8 +57,9 @@ cmd_run() {
     local out=$RESULTS/$label/$name
     rm -rf "$out"
     echo "== $name ($backend -> ${out#$ROOT/})" >&2
-    "$TWINFER" exp "$f" --backend "$backend" --out "$out" --quiet \
-      trace="$trace_dir/mooncake_conversation.jsonl" >/dev/null
+    local extra=()
+    grep -q 'A\.trace' "$f" && extra=(trace="$trace_dir/mooncake_conversation.jsonl")
+    "$TWINFER" exp "$f" --backend "$backend" --out "$out" --quiet "${extra[@]}" >/dev/null
   done
 }
 
@@ -97,8 +99,15 @@ make_figure() {
   local ys y2s; ys=$(jq -r '.y[]' <<<"$spec"); y2s=$(jq -r '(.y2 // [])[]' <<<"$spec")
   local sources=("$sim_dir/figure.csv|sim|1")
   [[ -f $hw_dir/figure.csv ]] && sources+=("$hw_dir/figure.csv|$HW_LABEL|2")
+  # Bars cluster by row: hardware bars join the simulated ones only when both files have the
+  # same categories (first column); otherwise (a reduced hardware sweep) they get their own panel.
+  local panels=1
+  if [[ $kind == bars && ${#sources[@]} == 2 ]] &&
+     ! cmp -s <(cut -d, -f1 "$sim_dir/figure.csv") <(cut -d, -f1 "$hw_dir/figure.csv"); then
+    panels=2
+  fi
   {
-    echo "set terminal pngcairo size 900,520 font 'sans,11'"
+    echo "set terminal pngcairo size $((panels == 2 ? 1200 : 900)),520 font 'sans,11'"
     echo "set output '$png'"
     echo "set datafile separator ','"
     echo "set grid; set key outside bottom center horizontal"
@@ -110,6 +119,7 @@ make_figure() {
       [[ $logx == true ]] && echo "set logscale x 2"
       if [[ -n $y2s ]]; then echo "set y2label \"$y2label\"; set y2tics; set ytics nomirror"; fi
     fi
+    ((panels == 2)) && echo "set multiplot layout 1,2"
     local parts=() src file lab dt col
     for src in "${sources[@]}"; do
       IFS='|' read -r file lab dt <<<"$src"
@@ -122,8 +132,13 @@ make_figure() {
           parts+=("'$file' using \"$x\":\"$col\" axes x1y2 with linespoints lw 2 pt 5 dt $dt title '$col ($lab, right)' noenhanced")
         done
       fi
+      if ((panels == 2)); then
+        echo "set title '$lab'"
+        (IFS=','; echo "plot ${parts[*]}")
+        parts=()
+      fi
     done
-    local IFS=','; echo "plot ${parts[*]}"
+    if ((panels == 2)); then echo "unset multiplot"; else (IFS=','; echo "plot ${parts[*]}"); fi
   } | gnuplot 2>&1 | { grep -v "^$" >&2 || true; }
   [[ -s $png ]]
 }
@@ -144,7 +159,7 @@ paper_for() {
     "**Verdict in simulation: \($v.v)**: \($v.why).  ",
     "**Verdict on hardware (\($hwl)):** " + (if $hv then "**\($hv.v)**: \($hv.why)." else "pending (no hardware run yet)." end) + "\n",
     "## Setup\n", "\($s.setup)\n", "Model `\($s.model)`, simulated hardware `\($s.hardware)`, backend `\($s.backend)`.\n",
-    (if $hw then "Hardware run: \($hw.setup) Backend `\($hw.backend)` (twinfer'"'"'s CUDA engine, `\($hw.model)` with random bf16 weights); request counts may be scaled down with `n=` to fit the GPU time, as the setup line says.\n" else empty end),
+    (if $hw then "Hardware run: \($hw.setup) Backend `\($hw.backend)` (twinfer'"'"'s CUDA engine, `\($hw.model)` with random bf16 weights)\(if $hw.args == null then "" elif $hw.args == "" then ", no arguments" else ", arguments `" + $hw.args + "`" end): request counts scaled with `n=` and sweeps cut to the points the verdict reads, to fit the GPU time (scripts/claims_hw.sh).\n" else empty end),
     "## Claim vs measurement\n",
     "| figure | guide | pass range | simulation | sim status | hardware (\($hwl)) | hw status |",
     "| --- | --- | --- | ---: | --- | ---: | --- |",
@@ -158,8 +173,9 @@ paper_for() {
     (if (($s.notes // []) | length) > 0 then "## What the simulator cannot express / caveats\n\n" + ([$s.notes[] | "- " + .] | join("\n")) + "\n" else empty end),
     "## Commands\n", "```",
     "cmake --build build --target twinfer",
-    "build/twinfer exp experiments/\($name).lua --backend sim --out experiments/results/sim/\($name)",
-    "build/twinfer exp experiments/\($name).lua --backend cuda --out experiments/results/\($hwl)/\($name)   # hardware",
+    "build/twinfer exp experiments/\($name).lua --backend sim --out experiments/results/sim/\($name)" + (if ($s.args // "") == "" then "" else " " + $s.args end),
+    (if $hw then "build/twinfer exp experiments/\($name).lua --backend \($hw.backend) --out experiments/results/\($hwl)/\($name)" + (if ($hw.args // "") == "" then "" else " " + $hw.args end) + "   # hardware"
+     else "build/twinfer exp experiments/\($name).lua --backend cuda --out experiments/results/\($hwl)/\($name)   # hardware (reduced: scripts/claims_hw.sh)" end),
     "scripts/make_papers.sh papers", "```", "",
     "## Verdict rule\n",
     "Each checked figure is a **match** when it lies in its pass range (the guide'"'"'s number widened by the tolerance shown, or the sign the guide states), **direction only** when it is outside the range but moves the way the guide says (above/below 0, or 1x / 100% for ratios), and **contradicts** otherwise; informative rows are not checked. The paper is **confirmed** when every checked figure matches, **refuted** when every one contradicts, and **partly** otherwise."

@@ -9,6 +9,7 @@
 #include "app/commands.h"
 #include "core/error.h"
 #include "sim/calibrate.h"
+#include "sim/calibrate_runs.h"
 #include "sim/hardware.h"
 #include "sim/profile.h"
 
@@ -35,6 +36,95 @@ std::vector<CalibMeasurement> measurements_of(const HwProfile& p, const std::str
   return out;
 }
 
+// --from-runs: fit every CostParams field (host terms included) to the step times of measured
+// runs; the profile header comes from --hw-profile BASE (also the fit's start) or the runs.
+int calibrate_from_runs(const po::variables_map& vm, const std::string& out) {
+  RunStepOptions ro;
+  ro.gap_cap_s = vm["gap-cap-us"].as<double>() * 1e-6;
+  ro.max_steps = vm["max-steps"].as<int64_t>();
+  std::vector<RunSteps> runs;
+  for (const std::string& dir : vm["from-runs"].as<std::vector<std::string>>())
+    runs.push_back(load_run_steps(dir, ro));
+  CalibSetup setup = common_setup(runs);
+
+  HwProfile prof;
+  CostParams start;
+  std::vector<CalibMeasurement> anchor;
+  if (vm.count("hw-profile")) {
+    const std::string base = vm["hw-profile"].as<std::string>();
+    prof = HwProfile::load(base);
+    const std::vector<std::string> diff = prof.model.diff(ModelFingerprint::of(setup.model));
+    if (!diff.empty())
+      throw ConfigError(base + ": measured on another model shape than the runs: " + diff.front(), 2);
+    if (prof.gpu != setup.hw.name)
+      throw ConfigError(base + ": gpu '" + prof.gpu + "', the runs used '" + setup.hw.name + "'", 2);
+    start = prof.params;
+    if (prof.measurements.is_array() && !vm.count("no-op-anchor")) {
+      anchor = measurements_of(prof, base);
+      setup.kv_dtype = kv_dtype_of(prof.kv_cache_dtype);  // the anchor's; runs carry their own
+    }
+  } else {
+    prof.model = ModelFingerprint::of(setup.model);
+    prof.gpu = setup.hw.name;
+    prof.kv_cache_dtype = std::string(dtype_name(setup.kv_dtype));
+  }
+  prof.twinfer_version = twinfer_version();
+  for (const RunSteps& r : runs) {
+    const Json cfg = Json::parse_file(r.dir + "/config.json");
+    const Json* res = cfg.get("resolved");
+    const Json* hw = res && res->is_object() ? res->get("hardware") : nullptr;
+    const Json* name = hw && hw->is_object() ? hw->get("gpu_name") : nullptr;
+    if (!name || !name->is_string()) continue;
+    if (!prof.gpu_name.empty() && prof.gpu_name != name->as_string())
+      throw ConfigError(r.dir + ": ran on '" + name->as_string() + "', the profile is for '" +
+                            prof.gpu_name + "'", 2);
+    prof.gpu_name = name->as_string();
+  }
+
+  FitOptions fo;
+  fo.params = fittable_params();
+  if (vm.count("fit")) {
+    fo.params.clear();
+    std::string list = vm["fit"].as<std::string>();
+    for (size_t a = 0; a <= list.size();) {
+      const size_t b = std::min(list.find(',', a), list.size());
+      if (b > a) fo.params.push_back(list.substr(a, b - a));
+      a = b + 1;
+    }
+  }
+  fo.huber_delta = vm["huber"].as<double>();
+  std::vector<StepSample> all;
+  for (const RunSteps& r : runs) all.insert(all.end(), r.samples.begin(), r.samples.end());
+  std::fprintf(stderr, "calibrate: fitting %zu params to %zu steps of %zu runs\n", fo.params.size(),
+               all.size(), runs.size());
+  if (!anchor.empty())
+    std::fprintf(stderr, "calibrate: per-op device times of %zu calibration points anchor the "
+                         "efficiencies\n", anchor.size());
+  const FitResult fit = fit_step_samples(setup, all, start, fo, anchor);
+  std::printf("%s", run_fit_table(setup, runs, start, fit.params).c_str());
+  std::printf("fit: objective %.4g -> %.4g in %d sweeps\n", fit.objective_before,
+              fit.objective_after, fit.sweeps);
+
+  prof.created = utc_timestamp_now();
+  prof.params = fit.params;
+  prof.fitted_on = Json::array();
+  for (const RunSteps& r : runs) {
+    const RunStepError b = run_step_error(setup, start, r), a = run_step_error(setup, fit.params, r);
+    Json j = Json::object();
+    j["run"] = r.name;
+    j["steps"] = static_cast<int64_t>(r.samples.size());
+    j["gap_median_us"] = r.gap_median_s * 1e6;
+    j["median_abs_step_error_before"] = b.median_abs;
+    j["median_abs_step_error_after"] = a.median_abs;
+    j["summed_time_error_before"] = b.total;
+    j["summed_time_error_after"] = a.total;
+    prof.fitted_on.push_back(std::move(j));
+  }
+  prof.save(out);
+  std::printf("wrote %s (gpu %s, fitted on %zu runs)\n", out.c_str(), prof.gpu.c_str(), runs.size());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_calibrate(const std::vector<std::string>& args) {
@@ -43,7 +133,9 @@ int cmd_calibrate(const std::vector<std::string>& args) {
       "Runs synthetic decode (batch 1..256 x context 128..4096), prefill (256..8192 tokens) and\n"
       "mixed steps on the GPU, fits the cost model's efficiencies and overheads to the measured\n"
       "step times (and per-op device times), prints measured vs predicted, and writes a profile\n"
-      "for `--hw-profile`. --refit OLD.json redoes the fit from OLD's measurements (no GPU).\n\nOptions");
+      "for `--hw-profile`. --refit OLD.json redoes the fit from OLD's measurements (no GPU).\n"
+      "--from-runs RUN_DIR... [--hw-profile BASE.json] fits every parameter, host-side terms\n"
+      "included, to the measured steps of hardware runs (no GPU).\n\nOptions");
   d.add_options()("help,h", "show this help")(
       "backend", po::value<std::string>()->default_value("cuda"), "backend to measure (cuda only)")(
       "model", po::value<std::string>()->default_value("llama-3-8b"),
@@ -58,11 +150,25 @@ int cmd_calibrate(const std::vector<std::string>& args) {
       "no-op-profile", "skip the op-profiled pass (fit on wall times only)")(
       "seed", po::value<uint64_t>()->default_value(0), "weights and token ids")(
       "refit", po::value<std::string>()->value_name("PROFILE"),
-      "fit again from PROFILE's measurements instead of measuring");
+      "fit again from PROFILE's measurements instead of measuring")(
+      "from-runs", po::value<std::vector<std::string>>()->multitoken()->value_name("RUN_DIR..."),
+      "fit to the step times of these run folders (steps.csv + step_shapes.csv), no GPU")(
+      "hw-profile", po::value<std::string>()->value_name("BASE"),
+      "--from-runs: profile whose header is kept and whose params start the fit")(
+      "fit", po::value<std::string>()->value_name("P1,P2"),
+      "--from-runs: params to fit [default: all but allreduce_alpha_s]")(
+      "huber", po::value<double>()->default_value(0.05),
+      "--from-runs: Huber threshold on the relative step error (0: plain least squares)")(
+      "no-op-anchor", "--from-runs: ignore BASE's per-op device times (fit on step times only)")(
+      "max-steps", po::value<int64_t>()->default_value(1000),
+      "--from-runs: steps per run entering the fit, evenly strided (0: all)")(
+      "gap-cap-us", po::value<double>()->default_value(1000.0),
+      "--from-runs: host gaps between steps up to this long count into the step before");
   po::variables_map vm;
   if (!parse_flags(args, d, d, vm)) return 0;
   if (!vm.count("out")) throw ConfigError("--out PROFILE.json is required", 2);
   const std::string out = vm["out"].as<std::string>();
+  if (vm.count("from-runs")) return calibrate_from_runs(vm, out);
   const std::string backend = vm["backend"].as<std::string>();
   if (backend != "cuda")
     throw ConfigError("--backend " + backend + ": calibrate measures the cuda backend", 2);

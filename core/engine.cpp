@@ -169,6 +169,7 @@ void Engine::commit(const ScheduleOutcome& o, const StepResult& res, double t_en
   r.num_prefill_tokens = plan.num_prefill_tokens;
   r.num_decode_tokens = plan.num_decode_tokens;
   for (const auto& q : plan.seqs) (q.is_prefill ? r.num_prefill_seqs : r.num_decode_seqs)++;
+  r.shape = StepShape::of(plan);
   r.num_running = static_cast<int32_t>(sched_.num_running());
   r.num_waiting = static_cast<int32_t>(sched_.num_waiting());
   r.num_swapped = static_cast<int32_t>(sched_.num_swapped());

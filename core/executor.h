@@ -47,6 +47,47 @@ struct StepPlan {
   int32_t num_tokens() const { return num_prefill_tokens + num_decode_tokens; }
 };
 
+// What the cost model reads of a StepPlan (sim/cost_model.h), as sums over the scheduled
+// sequences: one row of step_shapes.csv, enough to re-cost a hardware step exactly when fitting
+// the model to measured runs (`twinfer calibrate --from-runs`). A chunk of n new tokens after c
+// cached ones has n*c + n(n+1)/2 causal (query, key) pairs; a decode (n = 1) has c + 1.
+struct StepShape {
+  int32_t num_seqs = 0;
+  int32_t prefill_tokens = 0, decode_tokens = 0;
+  int64_t prefill_context = 0, decode_context = 0;  // sums of context_after
+  int64_t prefill_pairs = 0, decode_pairs = 0;
+  int32_t sample_rows = 0;
+  int32_t padding_seqs = 0, padded_context = 0;  // static batching (StepPlan's fields)
+  int32_t swapped_blocks = 0;  // swap_in + swap_out
+  int32_t copied_blocks = 0;
+  int32_t block_size = 16;
+
+  static StepShape of(const StepPlan& plan) {
+    StepShape s;
+    s.num_seqs = static_cast<int32_t>(plan.seqs.size());
+    for (const ScheduledSeq& q : plan.seqs) {
+      const int64_t n = q.num_new_tokens, c = q.context_before;
+      const int64_t pairs = n * c + n * (n + 1) / 2;
+      if (q.is_prefill) {
+        s.prefill_tokens += q.num_new_tokens;
+        s.prefill_context += c + n;
+        s.prefill_pairs += pairs;
+      } else {
+        s.decode_tokens += q.num_new_tokens;
+        s.decode_context += c + n;
+        s.decode_pairs += pairs;
+      }
+      s.sample_rows += q.samples ? 1 : 0;
+    }
+    s.padding_seqs = plan.num_padding_seqs;
+    s.padded_context = plan.padded_context;
+    s.swapped_blocks = static_cast<int32_t>(plan.swap_in.size() + plan.swap_out.size());
+    s.copied_blocks = static_cast<int32_t>(plan.copies.size());
+    s.block_size = plan.block_size;
+    return s;
+  }
+};
+
 struct StepResult {
   double duration_s = 0.0;
   // One token per ScheduledSeq with samples == true, in plan order (any value, e.g. -1, for a

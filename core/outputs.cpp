@@ -215,6 +215,22 @@ void format_steps(Out& b, const RunRecord& r) {
   }
 }
 
+// The cost model's view of each step (core/executor.h StepShape), kept out of steps.csv so that
+// file's columns stay what its readers (twinfer-viz) expect; joined to it on `step`.
+void format_step_shapes(Out& b, const RunRecord& r) {
+  b.lit("step,num_seqs,prefill_tokens,decode_tokens,prefill_context,decode_context,"
+        "prefill_pairs,decode_pairs,sample_rows,padding_seqs,padded_context,swapped_blocks,"
+        "copied_blocks,block_size\n");
+  for (const StepRecord& st : r.steps) {
+    const StepShape& s = st.shape;
+    b.i64(st.step).ch(',').i64(s.num_seqs).ch(',').i64(s.prefill_tokens).ch(',');
+    b.i64(s.decode_tokens).ch(',').i64(s.prefill_context).ch(',').i64(s.decode_context).ch(',');
+    b.i64(s.prefill_pairs).ch(',').i64(s.decode_pairs).ch(',').i64(s.sample_rows).ch(',');
+    b.i64(s.padding_seqs).ch(',').i64(s.padded_context).ch(',').i64(s.swapped_blocks).ch(',');
+    b.i64(s.copied_blocks).ch(',').i64(s.block_size).ch('\n');
+  }
+}
+
 void format_kv_events(Out& b, const RunRecord& r) {
   const KvEventLog& kv = r.kv;
   b.lit("time_s,step,type,seq,other,blocks,blocks2\n");
@@ -351,6 +367,7 @@ void write_run_outputs(const std::string& dir, const Json& config, const RunReco
   out.commit();
   emit("requests.csv", format_requests);
   emit("steps.csv", format_steps);
+  emit("step_shapes.csv", format_step_shapes);
   emit("kv_events.csv", format_kv_events);
   emit("trace.json", format_trace);
 }

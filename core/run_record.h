@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/executor.h"
 #include "core/json.h"
 #include "core/kv_events.h"
 #include "core/request.h"
@@ -39,6 +40,7 @@ struct StepRecord {
   int32_t kv_blocks_used = 0;    // referenced blocks after the step
   int32_t kv_blocks_cached = 0;  // unreferenced, evictable
   uint32_t preempted_begin = 0, preempted_end = 0;  // into RunRecord::preempted_ids
+  StepShape shape;  // what the cost model reads (step_shapes.csv)
 };
 
 struct RunRecord {
@@ -88,8 +90,8 @@ double percentile(std::vector<double>& v, double q);
 Percentiles percentiles(std::vector<double> v);
 Summary summarize(const RunRecord& r);
 
-// Writes config.json, summary.json, requests.csv, steps.csv, kv_events.csv and trace.json
-// into dir (created if missing). `config` is the fully resolved configuration.
+// Writes config.json, summary.json, requests.csv, steps.csv, step_shapes.csv, kv_events.csv and
+// trace.json into dir (created if missing). `config` is the fully resolved configuration.
 // Throws std::runtime_error naming the file on I/O failure.
 void write_run_outputs(const std::string& dir, const Json& config, const RunRecord& r,
                        const Summary& s);

@@ -206,38 +206,58 @@ namespace {
 using FitField = CostParamField;
 bool fittable(const FitField& f) { return std::string_view(f.name) != "allreduce_alpha_s"; }
 
-// Plans built once per fit: the objective runs thousands of times.
+double loss(double r, double huber_delta) {
+  if (huber_delta > 0 && std::abs(r) > huber_delta)
+    return 2 * huber_delta * std::abs(r) - huber_delta * huber_delta;
+  return r * r;
+}
+
+// Samples (and the op lists of op-profiled calibration points) gathered once per fit: the
+// objective runs thousands of times. One CostModel per (eager, KV dtype) the samples use.
 struct Prepared {
   const CalibSetup& s;
-  const std::vector<CalibMeasurement>& ms;
-  std::vector<StepPlan> plans;
-  Prepared(const CalibSetup& setup, const std::vector<CalibMeasurement>& m) : s(setup), ms(m) {
-    plans.reserve(ms.size());
-    for (const CalibMeasurement& x : ms) plans.push_back(shape_plan(x.point.seqs, s.block_size));
+  std::vector<StepSample> xs;
+  std::vector<const std::vector<std::pair<std::string, double>>*> ops;  // per sample, or null
+  std::vector<DType> kvs;     // distinct KV dtypes
+  std::vector<uint8_t> model_of;  // per sample: 2 * kv index + eager
+  double huber = 0;
+
+  Prepared(const CalibSetup& setup, std::vector<StepSample> samples,
+           std::vector<const std::vector<std::pair<std::string, double>>*> op_lists, double h)
+      : s(setup), xs(std::move(samples)), ops(std::move(op_lists)), huber(h) {
+    ops.resize(xs.size(), nullptr);
+    model_of.reserve(xs.size());
+    for (const StepSample& x : xs) {
+      auto it = std::find(kvs.begin(), kvs.end(), x.kv_dtype);
+      if (it == kvs.end()) it = kvs.insert(kvs.end(), x.kv_dtype);
+      model_of.push_back(static_cast<uint8_t>(2 * (it - kvs.begin()) + (x.eager ? 1 : 0)));
+    }
   }
 
   double objective(const CostParams& p) const {
-    const CostModel eager(s.model, s.hw, p, s.weight_dtype, s.kv_dtype, 1, true);
-    const CostModel graphs(s.model, s.hw, p, s.weight_dtype, s.kv_dtype, 1, false);
-    double wall_sum = 0, op_sum = 0;
-    int wall_n = 0, op_n = 0;
-    for (size_t i = 0; i < ms.size(); ++i) {
-      const CalibMeasurement& m = ms[i];
-      const bool ops = !m.op_s.empty();
-      if (!(m.wall_s > 0) && !ops) continue;
-      const StepCost c = (m.eager ? eager : graphs).step_cost(plans[i], ops);
-      if (m.wall_s > 0) {
-        const double r = c.total_s / m.wall_s - 1;
-        wall_sum += r * r;
-        ++wall_n;
+    std::vector<CostModel> models;
+    models.reserve(2 * kvs.size());
+    for (DType kv : kvs)
+      for (bool eager : {false, true})
+        models.emplace_back(s.model, s.hw, p, s.weight_dtype, kv, 1, eager);
+    double wall_sum = 0, wall_w = 0, op_sum = 0;
+    int op_n = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const StepSample& x = xs[i];
+      const bool has_ops = ops[i] && !ops[i]->empty();
+      if (!(x.wall_s > 0) && !has_ops) continue;
+      const StepCost c = models[model_of[i]].step_cost(x.shape, has_ops);
+      if (x.wall_s > 0) {
+        wall_sum += x.weight * loss(c.total_s / x.wall_s - 1, huber);
+        wall_w += x.weight;
       }
-      if (ops) {
+      if (has_ops) {
         // Each op's squared relative error weighted by its share of the measured device time:
         // the large GEMMs decide the efficiencies, a 5 us launch-bound norm does not.
         double total = 0, acc = 0;
-        for (const auto& [name, t] : m.op_s) total += t;
+        for (const auto& [name, t] : *ops[i]) total += t;
         if (!(total > 0)) continue;
-        for (const auto& [name, t] : m.op_s) {
+        for (const auto& [name, t] : *ops[i]) {
           if (!(t > 0)) continue;
           double pred = 0;
           for (const OpCost& o : c.ops)
@@ -249,9 +269,22 @@ struct Prepared {
         ++op_n;
       }
     }
-    return (wall_n ? wall_sum / wall_n : 0.0) + (op_n ? op_sum / op_n : 0.0);
+    return (wall_w > 0 ? wall_sum / wall_w : 0.0) + (op_n ? op_sum / op_n : 0.0);
   }
 };
+
+Prepared prepare_measurements(const CalibSetup& s, const std::vector<CalibMeasurement>& ms,
+                              double huber) {
+  std::vector<StepSample> xs;
+  std::vector<const std::vector<std::pair<std::string, double>>*> ops;
+  xs.reserve(ms.size());
+  for (const CalibMeasurement& m : ms) {
+    xs.push_back(StepSample{StepShape::of(shape_plan(m.point.seqs, s.block_size)), m.eager,
+                            s.kv_dtype, m.wall_s, 1.0});
+    ops.push_back(&m.op_s);
+  }
+  return Prepared(s, std::move(xs), std::move(ops), huber);
+}
 
 const FitField& fit_field(const std::string& name) {
   for (const FitField& f : kCostParamFields)
@@ -283,19 +316,26 @@ double predict_wall_s(const CalibSetup& s, const CostParams& p, const CalibMeasu
 
 double fit_objective(const CalibSetup& s, const CostParams& p,
                      const std::vector<CalibMeasurement>& ms) {
-  return Prepared(s, ms).objective(p);
+  return prepare_measurements(s, ms, 0).objective(p);
 }
 
-FitResult fit_cost_params(const CalibSetup& s, const std::vector<CalibMeasurement>& ms,
-                          const CostParams& start, const FitOptions& opts) {
+double step_samples_objective(const CalibSetup& s, const CostParams& p,
+                              const std::vector<StepSample>& samples, double huber_delta) {
+  return Prepared(s, samples, {}, huber_delta).objective(p);
+}
+
+double predict_sample_s(const CalibSetup& s, const CostParams& p, const StepSample& x) {
+  const CostModel cm(s.model, s.hw, p, s.weight_dtype, x.kv_dtype, 1, x.eager);
+  return cm.step_cost(x.shape).total_s;
+}
+
+namespace {
+
+// Coordinate search on log(value): each parameter moves by a factor e^{+-step}, repeating a
+// move while it helps (a cheap line search); the step halves after a sweep with no gain.
+FitResult coordinate_search(const Prepared& prep, const CostParams& start, const FitOptions& opts) {
   std::vector<const FitField*> fields;
   for (const std::string& n : opts.params) fields.push_back(&fit_field(n));
-  if (std::none_of(ms.begin(), ms.end(), [](const CalibMeasurement& m) {
-        return m.wall_s > 0 || !m.op_s.empty();
-      }))
-    throw ConfigError("calibrate: no measurement has a wall time or op times to fit", 2);
-
-  const Prepared prep(s, ms);
   FitResult r;
   r.params = start;
   // Multiplicative moves need a positive start; a time of 0 starts at 0.1 us.
@@ -303,9 +343,6 @@ FitResult fit_cost_params(const CalibSetup& s, const std::vector<CalibMeasuremen
     if (!(r.params.*(f->ptr) > 0)) r.params.*(f->ptr) = f->is_efficiency ? 0.5 : 1e-7;
   r.objective_before = prep.objective(start);
   double best = prep.objective(r.params);
-
-  // Coordinate search on log(value): each parameter moves by a factor e^{±step}, repeating a
-  // move while it helps (a cheap line search); the step halves after a sweep with no gain.
   double step = 0.5;
   while (step >= opts.min_step && r.sweeps < opts.max_sweeps) {
     ++r.sweeps;
@@ -332,6 +369,37 @@ FitResult fit_cost_params(const CalibSetup& s, const std::vector<CalibMeasuremen
   }
   r.objective_after = best;
   return r;
+}
+
+}  // namespace
+
+FitResult fit_cost_params(const CalibSetup& s, const std::vector<CalibMeasurement>& ms,
+                          const CostParams& start, const FitOptions& opts) {
+  for (const std::string& n : opts.params) fit_field(n);
+  if (std::none_of(ms.begin(), ms.end(), [](const CalibMeasurement& m) {
+        return m.wall_s > 0 || !m.op_s.empty();
+      }))
+    throw ConfigError("calibrate: no measurement has a wall time or op times to fit", 2);
+  return coordinate_search(prepare_measurements(s, ms, opts.huber_delta), start, opts);
+}
+
+FitResult fit_step_samples(const CalibSetup& s, const std::vector<StepSample>& samples,
+                           const CostParams& start, const FitOptions& opts,
+                           const std::vector<CalibMeasurement>& op_anchor) {
+  for (const std::string& n : opts.params) fit_field(n);
+  if (std::none_of(samples.begin(), samples.end(),
+                   [](const StepSample& x) { return x.wall_s > 0 && x.weight > 0; }))
+    throw ConfigError("calibrate: no measured step to fit", 2);
+  std::vector<StepSample> xs = samples;
+  std::vector<const std::vector<std::pair<std::string, double>>*> ops(xs.size(), nullptr);
+  for (const CalibMeasurement& m : op_anchor) {
+    if (m.op_s.empty()) continue;
+    xs.push_back(StepSample{StepShape::of(shape_plan(m.point.seqs, s.block_size)), true,
+                            s.kv_dtype, 0.0, 0.0});
+    ops.push_back(&m.op_s);
+  }
+  return coordinate_search(Prepared(s, std::move(xs), std::move(ops), opts.huber_delta), start,
+                           opts);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -76,6 +76,20 @@ struct FitOptions {
   std::vector<std::string> params = default_fit_params();
   int max_sweeps = 400;
   double min_step = 1e-5;  // log-space step at which the search stops
+  // 0: plain squared relative error. > 0: Huber loss on the relative error r (r^2 while
+  // |r| <= delta, 2 delta |r| - delta^2 beyond), so a few steps a hiccup stretched (page
+  // faults, a GC'd allocator, a slow first launch) do not pull the fit.
+  double huber_delta = 0;
+};
+
+// One measured step in aggregate form (a hardware run's step_shapes.csv row, or a calibration
+// point): the cost model's input, how it ran, and the time it took.
+struct StepSample {
+  StepShape shape;
+  bool eager = true;             // no graph replay (the cost model's launch term)
+  DType kv_dtype = DType::bf16;  // the run's KV cache dtype (fp8 runs halve the KV bytes)
+  double wall_s = 0;             // measured: step duration plus the host gap before the next
+  double weight = 1;             // share in the objective (runs are weighted equally)
 };
 
 struct FitResult {
@@ -83,6 +97,20 @@ struct FitResult {
   double objective_before = 0, objective_after = 0;
   int sweeps = 0;
 };
+
+// Fits CostParams to measured steps: weighted mean of loss(pred/meas - 1) over `samples`, with
+// the same coordinate search as fit_cost_params (which is this plus per-op terms). The setup's
+// kv_dtype is ignored (each sample carries its own). Throws ConfigError as fit_cost_params does.
+// `op_anchor`: calibration points whose per-op device times (op_ms, not their wall times) join
+// the objective as in fit_cost_params. Run step times alone cannot tell a slower weight stream
+// from a larger per-step constant (every decode reads all weights once); the op times can.
+FitResult fit_step_samples(const CalibSetup& s, const std::vector<StepSample>& samples,
+                           const CostParams& start, const FitOptions& opts = {},
+                           const std::vector<CalibMeasurement>& op_anchor = {});
+double step_samples_objective(const CalibSetup& s, const CostParams& p,
+                              const std::vector<StepSample>& samples, double huber_delta = 0);
+// Predicted time of one sample under `p`.
+double predict_sample_s(const CalibSetup& s, const CostParams& p, const StepSample& x);
 
 // Predicted step time under `p` for a measurement (its eager flag picks the launch term).
 double predict_wall_s(const CalibSetup& s, const CostParams& p, const CalibMeasurement& m);

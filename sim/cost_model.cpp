@@ -90,33 +90,26 @@ CostModel::CostModel(ModelSpec model, HardwareSpec hw, CostParams params, DType 
 }
 
 StepCost CostModel::step_cost(const StepPlan& plan, bool breakdown) const {
+  return step_cost(StepShape::of(plan), breakdown);
+}
+
+StepCost CostModel::step_cost(const StepShape& shape, bool breakdown) const {
   const ModelSpec& m = model_;
   const CostParams& p = params_;
   StepCost out;
 
-  // One pass over the batch. "pairs" counts (query, key) pairs of causal attention: a chunk of
-  // n new tokens after c cached ones has n*c + n(n+1)/2; a decode (n = 1) has context_after.
-  double tokens = 0, sample_rows = 0;
-  double pre_tokens = 0, pre_pairs = 0, pre_ctx = 0;
-  double dec_tokens = 0, dec_pairs = 0, dec_ctx = 0;
-  for (const ScheduledSeq& s : plan.seqs) {
-    const double n = s.num_new_tokens, c = s.context_before;
-    tokens += n;
-    sample_rows += s.samples ? 1 : 0;
-    const double pairs = n * c + n * (n + 1) / 2;
-    if (s.is_prefill) {
-      pre_tokens += n;
-      pre_pairs += pairs;
-      pre_ctx += c + n;
-    } else {
-      dec_tokens += n;
-      dec_pairs += pairs;
-      dec_ctx += c + n;
-    }
-  }
+  // Sums over the batch (StepShape). "pairs" counts (query, key) pairs of causal attention.
+  double tokens = shape.prefill_tokens + shape.decode_tokens;
+  double sample_rows = shape.sample_rows;
+  const double pre_tokens = shape.prefill_tokens;
+  const double pre_pairs = static_cast<double>(shape.prefill_pairs);
+  const double pre_ctx = static_cast<double>(shape.prefill_context);
+  double dec_tokens = shape.decode_tokens;
+  double dec_pairs = static_cast<double>(shape.decode_pairs);
+  double dec_ctx = static_cast<double>(shape.decode_context);
   // Static-batching padding: finished members still run one decode row at padded_context.
-  const double pad = std::max(0, plan.num_padding_seqs);
-  const double pad_ctx = std::max(0, plan.padded_context);
+  const double pad = std::max(0, shape.padding_seqs);
+  const double pad_ctx = std::max(0, shape.padded_context);
   tokens += pad;
   sample_rows += pad;
   dec_tokens += pad;
@@ -225,14 +218,14 @@ StepCost CostModel::step_cost(const StepPlan& plan, bool breakdown) const {
   }
 
   // KV block traffic. Each rank moves its own shard of a block, all ranks in parallel.
-  const double block_bytes = plan.block_size * L * kv_tok_layer;
-  const double swaps = static_cast<double>(plan.swap_in.size() + plan.swap_out.size());
+  const double block_bytes = shape.block_size * L * kv_tok_layer;
+  const double swaps = shape.swapped_blocks;
   if (swaps > 0) {
     const double bytes = swaps * block_bytes;
     add("swap", 0, bytes, bytes / hw_.pcie_bandwidth);
   }
-  if (!plan.copies.empty()) {
-    const double bytes = static_cast<double>(plan.copies.size()) * 2 * block_bytes;
+  if (shape.copied_blocks > 0) {
+    const double bytes = static_cast<double>(shape.copied_blocks) * 2 * block_bytes;
     add("copy_blocks", 0, bytes, bytes / mem_bw);
   }
 
@@ -249,7 +242,7 @@ StepCost CostModel::step_cost(const StepPlan& plan, bool breakdown) const {
       launch = kernels * p.kernel_launch_s;
     }
   }
-  const double cpu = p.step_cpu_s + p.per_seq_cpu_s * static_cast<double>(plan.seqs.size());
+  const double cpu = p.step_cpu_s + p.per_seq_cpu_s * static_cast<double>(shape.num_seqs);
   out.overhead_s = launch + cpu;
   if (breakdown) {
     out.ops.push_back(OpCost{"launch", 0, 0, launch});

@@ -70,6 +70,10 @@ class CostModel {
   CostModel(ModelSpec model, HardwareSpec hw, CostParams params, DType weight_dtype,
             DType kv_dtype, int tensor_parallel, bool enforce_eager);
   StepCost step_cost(const StepPlan& plan, bool breakdown = false) const;
+  // The same cost from the plan's aggregate (StepShape::of(plan) gives an identical result):
+  // re-costs a recorded step (step_shapes.csv) without its sequences.
+  StepCost step_cost(const StepShape& shape, bool breakdown = false) const;
+  bool eager() const { return eager_; }
   const CostParams& params() const { return params_; }
 
  private:

@@ -85,6 +85,7 @@ Json HwProfile::to_json() const {
   j["created"] = created;
   j["params"] = params.to_json();
   if (!measurements.is_null()) j["measurements"] = measurements;
+  if (!fitted_on.is_null()) j["fitted_on"] = fitted_on;
   return j;
 }
 
@@ -120,13 +121,19 @@ HwProfile HwProfile::from_json(const Json& j, const std::string& source) {
       throw ConfigError(source + ": hardware profile field 'measurements': expected an array", 2);
     p.measurements = *ms;
   }
+  if (const Json* fo = j.get("fitted_on")) {
+    if (!fo->is_array())
+      throw ConfigError(source + ": hardware profile field 'fitted_on': expected an array", 2);
+    p.fitted_on = *fo;
+  }
   for (const auto& [key, value] : j.as_object()) {
     (void)value;
     if (key != "twinfer_version" && key != "model" && key != "gpu" && key != "gpu_name" &&
-        key != "kv_cache_dtype" && key != "created" && key != "params" && key != "measurements")
+        key != "kv_cache_dtype" && key != "created" && key != "params" && key != "measurements" &&
+        key != "fitted_on")
       throw ConfigError(source + ": hardware profile: unknown field '" + key +
                             "' (known: twinfer_version, model, gpu, gpu_name, kv_cache_dtype, "
-                            "created, params, measurements)", 2);
+                            "created, params, measurements, fitted_on)", 2);
   }
   return p;
 }

@@ -37,6 +37,9 @@ struct HwProfile {
   // Raw calibration points (sim/calibrate.h, CalibMeasurement::to_json), kept so the fit can be
   // redone (`twinfer calibrate --refit`); null when absent. Optional, not checked on load.
   Json measurements;
+  // The hardware runs a `twinfer calibrate --from-runs` fit used (array of objects: run name,
+  // steps, step-time error before/after); null for a profile fitted on synthetic steps only.
+  Json fitted_on;
 
   Json to_json() const;
   // Requires the header; every header field is checked for type. Throws ConfigError naming

@@ -113,7 +113,6 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
     fused_ok_ = fused_ok_ && a16(L.wqkv) && a16(L.wo) && a16(L.w_gate_up) && a16(L.w_down) &&
                 a16(L.attn_norm) && a16(L.ffn_norm);
   ablate_ = parse_ablate(std::getenv("TWINFER_ABLATE"));
-  if (const char* pf = std::getenv("TWINFER_GEMV_PREFETCH")) set_gemv_l2_prefetch(std::atoi(pf));
 
   meta_ = std::make_unique<Meta>();
   Meta& mt = *meta_;

@@ -35,7 +35,5 @@ void gemv_add_bf16(const bf16* x, int T, int in, const bf16* W, int out, bf16* r
                    cudaStream_t s) {
   lab::gemv_v2_add(x, T, in, W, out, residual, s);
 }
-void set_gemv_l2_prefetch(int bytes_per_row) { lab::set_gemv_l2_prefetch(bytes_per_row); }
-int gemv_l2_prefetch() { return lab::gemv_l2_prefetch(); }
 
 }  // namespace twinfer::cuda

@@ -77,8 +77,8 @@ void rope_kv_write(bf16* qkv, const bf16* bias, int T, const int32_t* positions,
 // ---- attention (kernels/attention_decode.cu, kernels/attention_prefill.cu) ----------------
 // Decode: one query row per sequence. q is [B, q_stride] (q heads at the start of each row),
 // out [B, n_heads * head_dim]. context_lens[b] keys at positions 0..len-1 (len 0: out = 0).
-// block_tables [B, max_blocks_per_seq] int32. Split-K over partitions of kPartition tokens:
-// the grid covers max_context (a host bound, e.g. max_model_len, so a captured graph serves any
+// block_tables [B, max_blocks_per_seq] int32. Split-K over partitions of kDecodePartition
+// tokens (64 when B <= 8, so small batches still spread over the SMs): the grid covers max_context (a host bound, e.g. max_model_len, so a captured graph serves any
 // length up to it); partitions past a sequence's length exit at once. `workspace` holds the
 // partial results: decode_attention_workspace_bytes() bytes.
 constexpr int kDecodePartition = 512;
@@ -145,10 +145,6 @@ void gemv_norm_gate_up_silu_bf16(const bf16* x, const bf16* norm_w, float eps, i
 // add_rms_norm.
 void gemv_add_bf16(const bf16* x, int T, int in, const bf16* W, int out, bf16* residual,
                    cudaStream_t s);
-// Bytes of each weight row the small-T GEMVs prefetch into L2 before waiting on their
-// predecessor (Programmatic Dependent Launch), 0 = off; see kernels/lab/NOTES_gemm.md.
-void set_gemv_l2_prefetch(int bytes_per_row);
-int gemv_l2_prefetch();
 
 // ---- utilities (kernels/elementwise.cu) ----------------------------------------------------
 // Fills n bf16 with N(0, std) from a counter-based generator keyed by seed (random checkpoints

@@ -22,7 +22,6 @@ bool gemv_v2_applicable(const bf16* x, int in, const bf16* W);
 struct GemvFusion {
   const bf16* norm_w = nullptr;  // fused RMSNorm weight [in]
   float eps = 0.f;
-  int prefetch_bytes = 0;        // set by the launcher from gemv_l2_prefetch()
 };
 // y = rms_norm(x; norm_w, eps) W^T, the norm computed in each block's prologue with the
 // roundings of rms_norm (its 1/rms may differ from rms_norm's in the last bit: another sum order).
@@ -33,11 +32,7 @@ void gemv_v2_norm_gate_up_silu(const bf16* x, const bf16* norm_w, float eps, int
 // residual[T, out] = bf16(residual + bf16(x W^T)): the projection and add_rms_norm's add.
 void gemv_v2_add(const bf16* x, int T, int in, const bf16* W, int out, bf16* residual,
                  cudaStream_t s);
-// Bytes of each weight row (beyond the first in-register batch) every warp prefetches into L2
-// before its programmatic-dependency wait; 0 = off. Process-wide; read at launch (so a captured
-// graph keeps the value it was captured with).
-void set_gemv_l2_prefetch(int bytes_per_row);
-int gemv_l2_prefetch();
+
 void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, bf16* y, cudaStream_t s);
 void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, float* y, cudaStream_t s);
 // v2 with the SiLU-and-multiply epilogue: W_gu [2I, in] (gate rows, then up rows), act [T, I];

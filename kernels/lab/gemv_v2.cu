@@ -9,7 +9,6 @@
 //   warps, so it stays L1/L2 resident; no shared-memory staging or __syncthreads needed;
 // - fp32 accumulators acc[R][T] in registers, butterfly shuffle reduction at the end.
 #include <algorithm>
-#include <atomic>
 #include <string>
 #include <type_traits>
 
@@ -37,10 +36,6 @@ __device__ __forceinline__ uint4 ld_stream_early(const bf16* p) {
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
-}
-
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-  asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(p));
 }
 
 __device__ __forceinline__ void unpack8(const uint4& v, float f[8]) {
@@ -111,14 +106,6 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int r = 0; r < R; ++r)
       w[u][r] = active && v < nvec ? ld_stream_early(wrow[r] + 8 * v) : make_uint4(0, 0, 0, 0);
-  }
-  // Further bytes of each row into L2 while the predecessor drains: with PDL the weight stream
-  // then never stops between kernels. Lines past the first batch (512 U bytes), one per lane.
-  if (active && fz.prefetch_bytes > 0) {
-    const int row_bytes = min(in * 2, fz.prefetch_bytes);
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-      for (int off = 512 * U + lane * 128; off < row_bytes; off += 32 * 128) prefetch_l2(reinterpret_cast<const char*>(wrow[r]) + off);
   }
   pdl_trigger();
   pdl_wait();
@@ -251,7 +238,6 @@ void launch_v2(const bf16* x, int T, int in, const bf16* W, int out, OutT* y, Ge
                     std::to_string(in));
   if (kNorm && (fz.norm_w == nullptr || (reinterpret_cast<uintptr_t>(fz.norm_w) & 15u) != 0))
     throw CudaError("gemv_v2 (fused RMSNorm): the norm weight must be non-null and 16-byte aligned");
-  fz.prefetch_bytes = gemv_l2_prefetch();
   for (int t0 = 0; t0 < T; t0 += kMaxT) {
     const int tc = T - t0 < kMaxT ? T - t0 : kMaxT;
     const bf16* xc = x + int64_t(t0) * in;
@@ -271,8 +257,6 @@ void launch_v2(const bf16* x, int T, int in, const bf16* W, int out, OutT* y, Ge
   }
 }
 
-std::atomic<int> g_prefetch_bytes{0};
-
 }  // namespace
 
 bool gemv_v2_applicable(const bf16* x, int in, const bf16* W) {
@@ -291,17 +275,15 @@ void gemv_v2_gate_up_silu(const bf16* x, int T, int in, const bf16* W_gu, int I,
 }
 void gemv_v2_norm(const bf16* x, const bf16* norm_w, float eps, int T, int in, const bf16* W,
                   int out, bf16* y, cudaStream_t s) {
-  launch_v2<false, true, false>(x, T, in, W, out, y, GemvFusion{norm_w, eps, 0}, s);
+  launch_v2<false, true, false>(x, T, in, W, out, y, GemvFusion{norm_w, eps}, s);
 }
 void gemv_v2_norm_gate_up_silu(const bf16* x, const bf16* norm_w, float eps, int T, int in,
                                const bf16* W_gu, int I, bf16* act, cudaStream_t s) {
-  launch_v2<true, true, false>(x, T, in, W_gu, I, act, GemvFusion{norm_w, eps, 0}, s);
+  launch_v2<true, true, false>(x, T, in, W_gu, I, act, GemvFusion{norm_w, eps}, s);
 }
 void gemv_v2_add(const bf16* x, int T, int in, const bf16* W, int out, bf16* residual,
                  cudaStream_t s) {
   launch_v2<false, false, true>(x, T, in, W, out, residual, GemvFusion{}, s);
 }
-void set_gemv_l2_prefetch(int bytes_per_row) { g_prefetch_bytes = std::max(0, bytes_per_row); }
-int gemv_l2_prefetch() { return g_prefetch_bytes.load(); }
 
 }  // namespace twinfer::cuda::lab

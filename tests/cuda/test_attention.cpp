@@ -244,6 +244,8 @@ std::vector<DecodeCase> decode_cases() {
   for (KvDtype dt : {KvDtype::bf16, KvDtype::fp8_e4m3}) {
     // Llama-3-8B heads; lengths at block and partition boundaries, > one partition, and 0.
     cases.push_back({32, 8, 128, 16, dt, {1, 16, 17, 511, 512, 513, 0, 1500, 4100, 1025}});
+    // Batch <= 8 (64-key partitions): lengths around 64 and long ones.
+    cases.push_back({32, 8, 128, 16, dt, {63, 64, 65, 4100, 1, 200}});
     cases.push_back({8, 8, 64, 8, dt, {3, 700, 0, 64, 1030}});     // GQA 1
     cases.push_back({16, 2, 128, 128, dt, {129, 1, 2000, 255}});    // GQA 8, big blocks
     cases.push_back({8, 1, 32, 32, dt, {33, 600, 5, 0}});           // tiny, GQA 8

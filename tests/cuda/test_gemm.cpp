@@ -190,11 +190,10 @@ TEST_CASE("gate/up GEMV with SiLU epilogue matches gemv + silu_mul bit for bit",
 TEST_CASE("fused norm / residual GEMVs match the unfused kernels", "[gpu][gemm][fused]") {
   TWINFER_REQUIRE_GPU();
   struct S { int T, in, out; };
-  for (const int prefetch : {0, 16384}) {
-    cuda::set_gemv_l2_prefetch(prefetch);
+  {
     for (const S s : {S{1, 4096, 6144}, S{3, 200, 97}, S{8, 1024, 4500}, S{9, 256, 300},
                       S{5, 64, 1}, S{2, 512, 5000}, S{1, 14336, 64}}) {
-      INFO("T=" << s.T << " in=" << s.in << " out=" << s.out << " prefetch=" << prefetch);
+      INFO("T=" << s.T << " in=" << s.in << " out=" << s.out);
       Problem p(s.T, s.in, s.out, 80 + s.T);
       std::vector<float> nwf;
       DevBuf<bf16> nw(size_t(s.in));
@@ -241,7 +240,6 @@ TEST_CASE("fused norm / residual GEMVs match the unfused kernels", "[gpu][gemm][
       }
     }
   }
-  cuda::set_gemv_l2_prefetch(0);
   // A misaligned norm weight is refused by name.
   Problem p(1, 64, 8, 99);
   DevBuf<bf16> nw(72), y(8);

@@ -29,7 +29,7 @@ std::unique_ptr<RunSlot> make_slot(RunData d);
 ImU32 phase_color(Phase p);
 ImU32 owner_color(int32_t row, float value = 0.85f);  // distinct hue per request
 ImU32 status_color(SeqStatus s);
-extern const ImU32 kFreeColor, kCachedColor, kGridBg, kPrefillColor, kDecodeColor, kAxisColor;
+extern const ImU32 kFreeColor, kCachedColor, kGridBg, kGridLine, kPrefillColor, kDecodeColor, kAxisColor;
 // A second run drawn over the first (Compare panel).
 extern const ImU32 kRunColors[2];
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "viz/app/panels.h"
+#include "viz/app/pixel_layer.h"
 
 namespace twinfer::viz {
 
@@ -43,7 +44,6 @@ void zoom_pan(const RunData& d, TimelineView& t, ImVec2 a, ImVec2 b, bool hovere
 void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
   const RunData& d = run.data;
   ImDrawList* dl = ImGui::GetWindowDrawList();
-  dl->AddRectFilled(a, b, kGridBg);
   const float w = b.x - a.x, h = b.y - a.y - 2;
   const double px_per_s = w / (t.t1 - t.t0);
   const auto& st = d.steps;
@@ -67,6 +67,9 @@ void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
   const bool hovered = ImGui::IsMouseHoveringRect(a, b);
   const int hover_px = static_cast<int>(io.MousePos.x - a.x);
   dl->PushClipRect(a, b, true);
+  // The background and bars go to a CPU layer (see pixel_layer.h); markers and text stay ImGui.
+  PixelLayer& px = layer_for("steps");
+  px.begin(dl, a, b, kGridBg);
   if (i1 - i0 <= static_cast<size_t>(w)) {
     // Few enough to draw one by one.
     for (size_t i = i0; i < i1; ++i) {
@@ -75,8 +78,8 @@ void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
       const float x1 = std::max(x0 + 1.0f, a.x + static_cast<float>((s.start + s.duration - t.t0) * px_per_s) - 1);
       float yp, yd;
       bar(s.prefill_tokens, s.decode_tokens, yp, yd);
-      dl->AddRectFilled(ImVec2(x0, yp), ImVec2(x1, b.y), kPrefillColor);
-      dl->AddRectFilled(ImVec2(x0, yd), ImVec2(x1, yp), kDecodeColor);
+      px.fill(x0, yp, x1, b.y, kPrefillColor);
+      px.fill(x0, yd, x1, yp, kDecodeColor);
       if (s.preempted_end != s.preempted_begin)
         dl->AddTriangleFilled(ImVec2(x0, a.y), ImVec2(x0 + 6, a.y), ImVec2(x0 + 3, a.y + 6), phase_color(Phase::preempted));
       if (hovered && io.MousePos.x >= x0 && io.MousePos.x < x1 + 1)
@@ -117,10 +120,10 @@ void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
       const float x = a.x + c;
       float yp, yd;
       bar(pre[static_cast<size_t>(c)], dec[static_cast<size_t>(c)], yp, yd);
-      dl->AddRectFilled(ImVec2(x, yp), ImVec2(x + 1, b.y), kPrefillColor);
-      dl->AddRectFilled(ImVec2(x, yd), ImVec2(x + 1, yp), kDecodeColor);
-      if (cnt[static_cast<size_t>(c)] > 1) dl->AddRectFilled(ImVec2(x, yd - 2), ImVec2(x + 1, yd), IM_COL32(255, 255, 255, 110));
-      if (preempt[static_cast<size_t>(c)]) dl->AddRectFilled(ImVec2(x, a.y), ImVec2(x + 1, a.y + 5), phase_color(Phase::preempted));
+      px.fill(x, yp, x + 1, b.y, kPrefillColor);
+      px.fill(x, yd, x + 1, yp, kDecodeColor);
+      if (cnt[static_cast<size_t>(c)] > 1) px.fill(x, yd - 2, x + 1, yd, IM_COL32(255, 255, 255, 110));
+      if (preempt[static_cast<size_t>(c)]) px.fill(x, a.y, x + 1, a.y + 5, phase_color(Phase::preempted));
     }
     if (hovered && hover_px >= 0 && hover_px < n && cnt[static_cast<size_t>(hover_px)])
       ImGui::SetTooltip("%d steps folded into this pixel (zoom in to see them)\nmax prefill %d, max decode %d tokens",
@@ -151,6 +154,13 @@ void draw_rows(RunSlot& run, ViewOptions& v, ImVec2 size) {
   const float x_a = origin.x + kGutter, x_b = origin.x + width;
   const double px_per_s = (x_b - x_a) / (t.t1 - t.t0);
   const bool hovered = ImGui::IsWindowHovered();
+  // Phase spans go to a CPU layer (pixel_layer.h) over the visible rows; ids, marks and the
+  // scrollbar's area stay ImGui (the blit is clipped to the content, not the scrollbar).
+  const ImVec4 wbg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
+  PixelLayer& px = layer_for("rows");
+  px.begin(dl, ImGui::GetWindowPos(),
+           ImVec2(ImGui::GetWindowPos().x + ImGui::GetWindowWidth(), ImGui::GetWindowPos().y + ImGui::GetWindowHeight()),
+           ImGui::ColorConvertFloat4ToU32(ImVec4(wbg.x, wbg.y, wbg.z, 1)));
   if (hovered && io.KeyShift && io.MouseWheel != 0) ImGui::SetScrollY(ImGui::GetScrollY() - io.MouseWheel * rh * 8);
   ImGuiListClipper clip;
   clip.Begin(static_cast<int>(rows.size()), rh);
@@ -162,20 +172,22 @@ void draw_rows(RunSlot& run, ViewOptions& v, ImVec2 size) {
       const ImVec2 p = ImGui::GetCursorScreenPos();
       ImGui::Dummy(ImVec2(width, rh));
       const float y0 = p.y + 1, y1 = p.y + rh - 1;
-      if (row == v.selected) dl->AddRectFilled(ImVec2(p.x, p.y), ImVec2(x_b, p.y + rh), IM_COL32(255, 255, 255, 40));
+      if (row == v.selected) px.fill(p.x, p.y, x_b, p.y + rh, IM_COL32(255, 255, 255, 40));
       if (rh >= 10) {
         char id[24];
         std::snprintf(id, sizeof id, "%lld", static_cast<long long>(q.id));
         dl->AddText(ImVec2(p.x + 2, p.y + (rh - 13) * 0.5f), status_color(q.status), id);
       }
-      dl->PushClipRect(ImVec2(x_a, std::max(y0, clip_a.y)), ImVec2(x_b, std::min(y1 + 1, clip_b.y)), true);
+      px.set_clip(ImVec2(x_a, std::max(y0, clip_a.y)), ImVec2(x_b, std::min(y1 + 1, clip_b.y)));
       for (uint32_t s = q.span_begin; s < q.span_end; ++s) {
         const PhaseSpan& sp = d.spans[s];
         const float xa = x_a + static_cast<float>((sp.t0 - t.t0) * px_per_s);
         const float xb = std::max(xa + 1.0f, x_a + static_cast<float>((sp.t1 - t.t0) * px_per_s));
         if (xb < x_a || xa > x_b) continue;
-        dl->AddRectFilled(ImVec2(xa, y0), ImVec2(xb, y1), phase_color(sp.phase));
+        px.fill(xa, y0, xb, y1, phase_color(sp.phase));
       }
+      px.reset_clip();
+      dl->PushClipRect(ImVec2(x_a, std::max(y0, clip_a.y)), ImVec2(x_b, std::min(y1 + 1, clip_b.y)), true);
       if (q.status == SeqStatus::failed) dl->AddText(ImVec2(x_a + static_cast<float>((q.end - t.t0) * px_per_s) + 3, p.y - 1), status_color(q.status), "x");
       dl->PopClipRect();
       if (hovered && io.MousePos.y >= p.y && io.MousePos.y < p.y + rh) {

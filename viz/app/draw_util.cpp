@@ -142,7 +142,6 @@ void plot_lines(const char* id, ImVec2 size, double x0, double x1, float y_max,
   }
   draw_time_axis(dl, ImVec2(a.x, b.y + 2), b.x - a.x, x0, x1);
   const int px = std::max(1, static_cast<int>(b.x - a.x));
-  std::vector<ColumnRange> cols;
   std::vector<double> implicit_x;
   const float hx = ImGui::GetIO().MousePos.x;
   const int hover_col = static_cast<int>(hx - a.x);
@@ -168,7 +167,7 @@ void plot_lines(const char* id, ImVec2 size, double x0, double x1, float y_max,
       column_ranges(*xs, *l.y, x0, x1, px, c.cols);
       c.x0 = x0, c.x1 = x1, c.px = px, c.n = l.y->size(), c.t0 = l.t0;
     }
-    cols = c.cols;
+    const std::vector<ColumnRange>& cols = c.cols;
     float prev_y = -1;
     for (int c = 0; c < px; ++c) {
       const ColumnRange& r = cols[static_cast<size_t>(c)];

@@ -120,6 +120,14 @@ void App::frame() {
   ImGui::Begin("twinfer-viz", nullptr,
                ImGuiWindowFlags_NoBackground | ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus |
                    ImGuiWindowFlags_NoSavedSettings);
+  {  // ImGui skips the window border along with the background; keep the 1-px frame.
+    const ImVec2 p = ImGui::GetWindowPos(), q(p.x + ImGui::GetWindowSize().x, p.y + ImGui::GetWindowSize().y);
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->PushClipRect(p, q, false);  // the window's own clip rect stops inside the border
+    dl->AddRect(p, q, ImGui::GetColorU32(ImGuiCol_Border), ImGui::GetStyle().WindowRounding, 0,
+                ImGui::GetStyle().WindowBorderSize);
+    dl->PopClipRect();
+  }
   header();
   if (ImGui::BeginTabBar("panels")) {
     static const char* kTitles[] = {"Timeline", "KV blocks", "Requests", "Metrics", "Compare", "Live"};

@@ -29,8 +29,10 @@ uint32_t blend(uint32_t dst, uint32_t src) {
   return out;
 }
 
-// Pixels whose centres (i + 0.5) lie in [v0, v1): the rule ImGui's triangles follow.
-int edge(float v) { return static_cast<int>(std::floor(v + 0.5f)); }
+// First pixel whose centre (i + 0.5) is at or past v: [edge(v0), edge(v1)) are the pixels with
+// centres in [v0, v1), as GL rasterizes ImGui's rectangles (a centre on the edge counts for the
+// left/top edge only).
+int edge(float v) { return static_cast<int>(std::ceil(v - 0.5f)); }
 
 }  // namespace
 

@@ -26,8 +26,19 @@ std::unique_ptr<RunSlot> make_slot(RunData d) {
   if (s->data.has_kv_events && s->data.kv_blocks_total > 0)
     s->replay = std::make_unique<KvReplay>(s->data);
   s->series = build_series(s->data);
-  for (const StepRow& r : s->data.steps)
+  const auto& steps = s->data.steps;
+  const size_t nb = (steps.size() + RunSlot::kStepBlock - 1) / RunSlot::kStepBlock;
+  s->block_prefill.assign(nb, 0);
+  s->block_decode.assign(nb, 0);
+  s->block_preempt.assign(nb, 0);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const StepRow& r = steps[i];
+    const size_t b = i / RunSlot::kStepBlock;
     s->max_step_tokens = std::max(s->max_step_tokens, r.prefill_tokens + r.decode_tokens);
+    s->block_prefill[b] = std::max(s->block_prefill[b], r.prefill_tokens);
+    s->block_decode[b] = std::max(s->block_decode[b], r.decode_tokens);
+    s->block_preempt[b] |= r.preempted_end != r.preempted_begin;
+  }
   s->load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return s;
 }

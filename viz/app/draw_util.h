@@ -21,6 +21,11 @@ struct RunSlot {
   std::unique_ptr<KvReplay> replay;  // null when the run has no KV events
   RunSeries series;
   int32_t max_step_tokens = 1;  // largest prefill + decode tokens of one step (bar scale)
+  // Per block of kStepBlock consecutive steps: largest prefill and decode tokens and whether any
+  // step preempted, so folding a zoomed-out timeline reads blocks instead of every step.
+  static constexpr size_t kStepBlock = 32;
+  std::vector<int32_t> block_prefill, block_decode;
+  std::vector<uint8_t> block_preempt;
   double load_s = 0;            // seconds spent loading and deriving
 };
 std::unique_ptr<RunSlot> make_slot(RunData d);

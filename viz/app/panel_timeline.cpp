@@ -107,13 +107,32 @@ void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
       cnt.assign(static_cast<size_t>(n), 0);
       preempt.assign(static_cast<size_t>(n), 0);
     }
-    for (size_t i = fresh ? i1 : i0; i < i1; ++i) {
-      const StepRow& s = st[i];
-      const int c = std::clamp(static_cast<int>((s.start - t.t0) * px_per_s), 0, n - 1);
-      pre[static_cast<size_t>(c)] = std::max(pre[static_cast<size_t>(c)], s.prefill_tokens);
-      dec[static_cast<size_t>(c)] = std::max(dec[static_cast<size_t>(c)], s.decode_tokens);
-      ++cnt[static_cast<size_t>(c)];
-      preempt[static_cast<size_t>(c)] |= s.preempted_end != s.preempted_begin;
+    // A step falls in column clamp(int((start - t0) * px_per_s), 0, n - 1); starts are sorted,
+    // so each column is an index range, found by binary search. Whole blocks of the range are
+    // read from RunSlot's per-block maxima (a full-run view has ~400 steps per column).
+    const auto col_of = [&](const StepRow& s) { return std::clamp(static_cast<int>((s.start - t.t0) * px_per_s), 0, n - 1); };
+    constexpr size_t B = RunSlot::kStepBlock;
+    size_t lo = fresh ? i1 : i0;
+    for (int c = 0; lo < i1 && c < n; ++c) {
+      const size_t hi = c == n - 1 ? i1
+                                   : static_cast<size_t>(std::partition_point(st.begin() + static_cast<std::ptrdiff_t>(lo),
+                                                                              st.begin() + static_cast<std::ptrdiff_t>(i1),
+                                                                              [&](const StepRow& s) { return col_of(s) <= c; }) -
+                                                         st.begin());
+      if (hi == lo) continue;
+      const auto k = static_cast<size_t>(col_of(st[lo]));  // == c unless clamped steps precede
+      const auto take = [&](int32_t p, int32_t dd, bool pe) {
+        pre[k] = std::max(pre[k], p);
+        dec[k] = std::max(dec[k], dd);
+        preempt[k] |= pe;
+      };
+      const auto step = [&](const StepRow& s) { take(s.prefill_tokens, s.decode_tokens, s.preempted_end != s.preempted_begin); };
+      size_t i = lo;
+      for (; i < hi && i % B; ++i) step(st[i]);
+      for (; i + B <= hi; i += B) take(run.block_prefill[i / B], run.block_decode[i / B], run.block_preempt[i / B]);
+      for (; i < hi; ++i) step(st[i]);
+      cnt[k] += static_cast<int32_t>(hi - lo);
+      lo = hi;
     }
     for (int c = 0; c < n; ++c) {
       if (!cnt[static_cast<size_t>(c)]) continue;

@@ -102,8 +102,8 @@ void PixelLayer::upload_and_blit(const ImDrawCmd*) {
   if (tex_w_ != w_ || tex_h_ != h_) {
     glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
     glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
-    // Unsized GL_RGBA lets Mesa pick the format of the data, BGRA8, the back buffer's own: with
-    // the sized GL_RGBA8 it picked another and every blit went through a shader (measured).
+    // Unsized GL_RGBA with BGRA data: with the sized GL_RGBA8 llvmpipe ran every blit through a
+    // shader (measured); presumably it then picks the data's BGRA8, the back buffer's format.
     glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA, w_, h_, 0, GL_BGRA, GL_UNSIGNED_INT_8_8_8_8_REV, px_.data());
     tex_w_ = w_, tex_h_ = h_;
     uploaded_ = px_;
@@ -123,9 +123,9 @@ void PixelLayer::upload_and_blit(const ImDrawCmd*) {
     glBindFramebuffer(GL_READ_FRAMEBUFFER, fbo_);
     glDisable(GL_SCISSOR_TEST);
     // The texture holds the top row first (texture y = screen row - y_), so in GL terms the
-    // blit flips. Mesa keeps a window's back buffer top row first in memory too and cancels two
-    // flips, so this flipped blit is a straight row copy there; an unflipped one was drawn by a
-    // shader (measured on the timeline's 1600x850 rows layer: 6-9 ms a frame against 2-4 ms).
+    // blit flips. Under llvmpipe this flipped blit is the fast one, an unflipped blit ran
+    // through a shader (timeline with its 1600x850 rows layer: 6-9 ms of render against 2-4
+    // ms); presumably the window's back buffer is stored top row first and the flips cancel.
     const int sx0 = lx0 - x_, sx1 = lx1 - x_, sy0 = ly1 - y_, sy1 = ly0 - y_;
     const int dx0 = static_cast<int>((lx0 - o.x) * s.x), dx1 = static_cast<int>((lx1 - o.x) * s.x);
     const int dy0 = fb_h - static_cast<int>((ly1 - o.y) * s.y), dy1 = fb_h - static_cast<int>((ly0 - o.y) * s.y);

@@ -5,8 +5,8 @@
 // follows the 4x4-pixel blocks each triangle touches, each shaded with a texture fetch and a
 // blend. A 1-px column or a 6-px cell touches blocks it barely covers, and ImGui draws every
 // rectangle as two triangles, so a plot of 1,300 columns cost more than a full-screen fill.
-// Here the same rectangles are memory writes, and the result reaches the back buffer as a
-// format-compatible framebuffer blit (a copy in llvmpipe, trivial on a GPU). ImGui primitives
+// Here the same rectangles are memory writes, and the result reaches the back buffer with one
+// framebuffer blit (set up so llvmpipe takes its fast path; trivial on a GPU). ImGui primitives
 // added to the draw list after the layer (text, outlines, hover marks) still draw on top.
 #pragma once
 #include <imgui.h>

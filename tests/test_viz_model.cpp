@@ -2,6 +2,7 @@
 // events exactly, derived series, PNG round trips, and the live stepper against `twinfer run`.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -422,6 +423,17 @@ TEST_CASE("series downsample step functions and compare summaries", "[viz]") {
   double tokens = 0;
   for (float f : rs.prefill_tok_s) tokens += f * rs.bin_s;
   CHECK(tokens == Approx(18));
+  // Cached peaks equal a scan of the series.
+  float run_max = 0, q_max = 0, tok_max = 0;
+  for (size_t i = 0; i < rs.t.size(); ++i) {
+    run_max = std::max(run_max, rs.running[i]);
+    q_max = std::max({q_max, rs.running[i], rs.waiting[i], rs.swapped[i]});
+  }
+  for (size_t b = 0; b < rs.prefill_tok_s.size(); ++b) tok_max = std::max({tok_max, rs.prefill_tok_s[b], rs.decode_tok_s[b]});
+  CHECK(run_max > 0);
+  CHECK(rs.running_max == run_max);
+  CHECK(rs.queue_max == q_max);
+  CHECK(rs.tok_s_max == tok_max);
 }
 
 TEST_CASE("PNG files round trip and blank images are detected", "[viz]") {

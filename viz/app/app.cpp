@@ -97,12 +97,37 @@ void App::no_run_message() {
 }
 
 void App::frame() {
+  if (opt_.bench_motion) {
+    // What a user's drag or playback does, every frame, so the benchmark pays for redrawn
+    // content rather than replaying cached layers: the timeline pans by 1% of its range (the
+    // steps re-fold, every layer changes), the KV map plays 4 steps a frame, the metrics' CDFs
+    // switch between log and linear axes.
+    TimelineView& t = view_.timeline;
+    if (t.t1 > t.t0) {
+      const double shift = (t.t1 - t.t0) * 0.01 * ((frame_count_ / 50) % 2 ? -1 : 1);
+      t.t0 += shift;
+      t.t1 += shift;
+    }
+    if (!view_.kv.playing) view_.kv.playing = true, view_.kv.play_speed = 4;
+    view_.metrics.log_x_cdf = frame_count_ % 2 == 0;
+  }
+  ++frame_count_;
   const ImGuiViewport* vp = ImGui::GetMainViewport();
   ImGui::SetNextWindowPos(vp->WorkPos);
   ImGui::SetNextWindowSize(vp->WorkSize);
+  // No background: the window covers the screen, and main.cpp clears to its colour instead of
+  // blending a full-screen quad (under a software rasterizer that quad was a third of a frame).
   ImGui::Begin("twinfer-viz", nullptr,
-               ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus |
+               ImGuiWindowFlags_NoBackground | ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus |
                    ImGuiWindowFlags_NoSavedSettings);
+  {  // ImGui skips the window border along with the background; keep the 1-px frame.
+    const ImVec2 p = ImGui::GetWindowPos(), q(p.x + ImGui::GetWindowSize().x, p.y + ImGui::GetWindowSize().y);
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->PushClipRect(p, q, false);  // the window's own clip rect stops inside the border
+    dl->AddRect(p, q, ImGui::GetColorU32(ImGuiCol_Border), ImGui::GetStyle().WindowRounding, 0,
+                ImGui::GetStyle().WindowBorderSize);
+    dl->PopClipRect();
+  }
   header();
   if (ImGui::BeginTabBar("panels")) {
     static const char* kTitles[] = {"Timeline", "KV blocks", "Requests", "Metrics", "Compare", "Live"};

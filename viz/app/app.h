@@ -21,6 +21,7 @@ struct AppOptions {
   bool fixed_dt = false;     // screenshots: the live simulation advances 1/60 s per frame
   ViewOptions view;          // initial view (--time, --at); panel fields are set from the above
   long long select_id = -1;  // --select: request id to select in the first run
+  bool bench_motion = false; // --bench-motion: change the view every frame (see App::frame)
 };
 
 class App {
@@ -31,6 +32,7 @@ class App {
 
   size_t num_runs() const { return runs_.size(); }
   const std::vector<std::string>& errors() const { return errors_; }
+  Panel panel() const { return view_.panel; }  // the tab shown last frame
   double total_load_s() const;
 
  private:
@@ -41,6 +43,7 @@ class App {
   std::unique_ptr<LivePanel> live_;
   ViewOptions view_;
   bool first_frame_ = true;
+  long frame_count_ = 0;
   Panel forced_ = Panel::timeline;  // tab selected at start (a drawn tab overwrites view_.panel)
 
   void header();

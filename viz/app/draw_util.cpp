@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <unordered_map>
 
+#include "viz/app/pixel_layer.h"
+
 namespace twinfer::viz {
 
 const ImU32 kFreeColor = IM_COL32(48, 52, 60, 255);
@@ -14,6 +16,7 @@ const ImU32 kGridBg = IM_COL32(22, 24, 28, 255);
 const ImU32 kPrefillColor = IM_COL32(236, 140, 52, 255);
 const ImU32 kDecodeColor = IM_COL32(70, 150, 230, 255);
 const ImU32 kAxisColor = IM_COL32(150, 150, 160, 255);
+const ImU32 kGridLine = IM_COL32(60, 60, 70, 255);
 const ImU32 kRunColors[2] = {IM_COL32(80, 170, 255, 255), IM_COL32(255, 120, 80, 255)};
 
 std::unique_ptr<RunSlot> make_slot(RunData d) {
@@ -23,8 +26,19 @@ std::unique_ptr<RunSlot> make_slot(RunData d) {
   if (s->data.has_kv_events && s->data.kv_blocks_total > 0)
     s->replay = std::make_unique<KvReplay>(s->data);
   s->series = build_series(s->data);
-  for (const StepRow& r : s->data.steps)
+  const auto& steps = s->data.steps;
+  const size_t nb = (steps.size() + RunSlot::kStepBlock - 1) / RunSlot::kStepBlock;
+  s->block_prefill.assign(nb, 0);
+  s->block_decode.assign(nb, 0);
+  s->block_preempt.assign(nb, 0);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const StepRow& r = steps[i];
+    const size_t b = i / RunSlot::kStepBlock;
     s->max_step_tokens = std::max(s->max_step_tokens, r.prefill_tokens + r.decode_tokens);
+    s->block_prefill[b] = std::max(s->block_prefill[b], r.prefill_tokens);
+    s->block_decode[b] = std::max(s->block_decode[b], r.decode_tokens);
+    s->block_preempt[b] |= r.preempted_end != r.preempted_begin;
+  }
   s->load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return s;
 }
@@ -124,19 +138,21 @@ void plot_lines(const char* id, ImVec2 size, double x0, double x1, float y_max,
   const bool hovered = ImGui::IsItemHovered();
   const float left = 46, top = 18, bottom = 20;
   const ImVec2 a(p.x + left, p.y + top), b(p.x + size.x - 4, p.y + size.y - bottom);
-  dl->AddRectFilled(a, b, kGridBg);
+  // Background, grid and the per-column segments go to a CPU layer (pixel_layer.h); text,
+  // legend and the hover line stay ImGui primitives drawn over it.
+  PixelLayer& layer = layer_for("plot");
+  layer.begin(dl, a, b, kGridBg);
   dl->AddText(ImVec2(p.x + 2, p.y), IM_COL32_WHITE, id);
   if (y_max <= 0) y_max = 1;
   char buf[32];
   for (int k = 0; k <= 4; ++k) {
     const float y = b.y - (b.y - a.y) * k / 4.0f;
-    dl->AddLine(ImVec2(a.x, y), ImVec2(b.x, y), IM_COL32(60, 60, 70, 255));
+    layer.fill(a.x, y, b.x, y + 1, kGridLine);
     std::snprintf(buf, sizeof buf, "%.3g", y_max * k / 4.0);
     dl->AddText(ImVec2(p.x + 2, y - 7), kAxisColor, buf);
   }
   draw_time_axis(dl, ImVec2(a.x, b.y + 2), b.x - a.x, x0, x1);
   const int px = std::max(1, static_cast<int>(b.x - a.x));
-  std::vector<ColumnRange> cols;
   std::vector<double> implicit_x;
   const float hx = ImGui::GetIO().MousePos.x;
   const int hover_col = static_cast<int>(hx - a.x);
@@ -162,7 +178,7 @@ void plot_lines(const char* id, ImVec2 size, double x0, double x1, float y_max,
       column_ranges(*xs, *l.y, x0, x1, px, c.cols);
       c.x0 = x0, c.x1 = x1, c.px = px, c.n = l.y->size(), c.t0 = l.t0;
     }
-    cols = c.cols;
+    const std::vector<ColumnRange>& cols = c.cols;
     float prev_y = -1;
     for (int c = 0; c < px; ++c) {
       const ColumnRange& r = cols[static_cast<size_t>(c)];
@@ -174,10 +190,9 @@ void plot_lines(const char* id, ImVec2 size, double x0, double x1, float y_max,
       const float yhi = b.y - (b.y - a.y) * std::min(r.hi / y_max, 1.0f);
       const float x = a.x + c;
       // Vertical min..max segment, joined to the previous column so steady values form a line.
-      // A 2-px rectangle rather than an anti-aliased line: a tenth of the vertices to raster.
       const float top_y = prev_y >= 0 ? std::min(yhi, prev_y) : yhi;
       const float bot_y = prev_y >= 0 ? std::max(ylo, prev_y) : ylo;
-      dl->AddRectFilled(ImVec2(x, top_y - 0.5f), ImVec2(x + 1.5f, bot_y + 1.0f), l.color);
+      layer.fill(x, top_y - 0.5f, x + 1.5f, bot_y + 1.0f, l.color);
       prev_y = (ylo + yhi) * 0.5f;
     }
     if (hovered && hover_col >= 0 && hover_col < px && cols[static_cast<size_t>(hover_col)].valid) {
@@ -208,7 +223,8 @@ void plot_cdf(const char* id, ImVec2 size, const std::vector<CdfLine>& lines, bo
   ImGui::InvisibleButton("cdf", size);
   const bool hovered = ImGui::IsItemHovered();
   const ImVec2 a(p.x + 34, p.y + 18), b(p.x + size.x - 6, p.y + size.y - 20);
-  dl->AddRectFilled(a, b, kGridBg);
+  PixelLayer& layer = layer_for("cdf");  // background, grid, curves and marks (see plot_lines)
+  layer.begin(dl, a, b, kGridBg);
   dl->AddText(ImVec2(p.x + 2, p.y), IM_COL32_WHITE, id);
   float lo = std::numeric_limits<float>::infinity(), hi = 0;
   for (const CdfLine& l : lines)
@@ -231,7 +247,7 @@ void plot_cdf(const char* id, ImVec2 size, const std::vector<CdfLine>& lines, bo
   };
   for (int k = 0; k <= 4; ++k) {
     const float y = b.y - (b.y - a.y) * k / 4.0f;
-    dl->AddLine(ImVec2(a.x, y), ImVec2(b.x, y), IM_COL32(60, 60, 70, 255));
+    layer.fill(a.x, y, b.x, y + 1, kGridLine);
     char buf[16];
     std::snprintf(buf, sizeof buf, "%.2g", k / 4.0);
     dl->AddText(ImVec2(p.x + 2, y - 7), kAxisColor, buf);
@@ -250,25 +266,25 @@ void plot_cdf(const char* id, ImVec2 size, const std::vector<CdfLine>& lines, bo
     const double f = (ImGui::GetIO().MousePos.x - a.x) / (b.x - a.x);
     return log_x ? lo * std::pow(static_cast<double>(hi) / lo, f) : lo + (hi - lo) * f;
   }();
-  dl->PushClipRect(ImVec2(a.x - 1, a.y - 1), ImVec2(b.x + 1, b.y + 1), true);
   for (const CdfLine& l : lines) {
     if (!l.sorted || l.sorted->empty()) continue;
     const auto& v = *l.sorted;
     const size_t n = v.size();
-    // One vertex per pixel column: the fraction of samples at or below that column's value.
-    ImVec2 prev(a.x, b.y);
-    const int px = static_cast<int>(b.x - a.x);
-    for (int c = 0; c <= px; ++c) {
-      const double f = static_cast<double>(c) / px;
+    // Per pixel column the fraction of samples at or below that column's value, joined to the
+    // previous column by a 2-px-wide vertical segment (a 1.5-px line, drawn as pixels).
+    float prev_y = b.y;
+    const int cols = static_cast<int>(b.x - a.x);
+    for (int c = 0; c <= cols; ++c) {
+      const double f = static_cast<double>(c) / cols;
       const double x = log_x ? lo * std::pow(static_cast<double>(hi) / lo, f) : lo + (hi - lo) * f;
       const size_t k = static_cast<size_t>(std::upper_bound(v.begin(), v.end(), static_cast<float>(x)) - v.begin());
-      const ImVec2 cur(a.x + c, b.y - (b.y - a.y) * static_cast<float>(k) / n);
-      if (c) dl->AddLine(prev, cur, l.color, 1.5f);
-      prev = cur;
+      const float y = b.y - (b.y - a.y) * static_cast<float>(k) / n;
+      if (c) layer.fill(a.x + c - 1, std::min(prev_y, y) - 0.75f, a.x + c + 1, std::max(prev_y, y) + 0.75f, l.color);
+      prev_y = y;
     }
     for (double q : {0.5, 0.99}) {
       const float x = to_x(sorted_quantile(v, q));
-      dl->AddLine(ImVec2(x, a.y), ImVec2(x, b.y), (l.color & 0x00FFFFFF) | 0x70000000);
+      layer.fill(x, a.y, x + 1, b.y, (l.color & 0x00FFFFFF) | 0x70000000);
     }
     if (hovered) {
       const size_t k = static_cast<size_t>(std::upper_bound(v.begin(), v.end(), static_cast<float>(hover_v)) - v.begin());
@@ -279,7 +295,6 @@ void plot_cdf(const char* id, ImVec2 size, const std::vector<CdfLine>& lines, bo
       tip += buf;
     }
   }
-  dl->PopClipRect();
   float lx = b.x;
   for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
     lx -= ImGui::CalcTextSize(it->name).x + 18;

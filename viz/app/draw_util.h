@@ -21,6 +21,11 @@ struct RunSlot {
   std::unique_ptr<KvReplay> replay;  // null when the run has no KV events
   RunSeries series;
   int32_t max_step_tokens = 1;  // largest prefill + decode tokens of one step (bar scale)
+  // Per block of kStepBlock consecutive steps: largest prefill and decode tokens and whether any
+  // step preempted, so folding a zoomed-out timeline reads blocks instead of every step.
+  static constexpr size_t kStepBlock = 32;
+  std::vector<int32_t> block_prefill, block_decode;
+  std::vector<uint8_t> block_preempt;
   double load_s = 0;            // seconds spent loading and deriving
 };
 std::unique_ptr<RunSlot> make_slot(RunData d);
@@ -29,7 +34,7 @@ std::unique_ptr<RunSlot> make_slot(RunData d);
 ImU32 phase_color(Phase p);
 ImU32 owner_color(int32_t row, float value = 0.85f);  // distinct hue per request
 ImU32 status_color(SeqStatus s);
-extern const ImU32 kFreeColor, kCachedColor, kGridBg, kPrefillColor, kDecodeColor, kAxisColor;
+extern const ImU32 kFreeColor, kCachedColor, kGridBg, kGridLine, kPrefillColor, kDecodeColor, kAxisColor;
 // A second run drawn over the first (Compare panel).
 extern const ImU32 kRunColors[2];
 

@@ -5,6 +5,7 @@
 //   twinfer-viz --live [run flags]               live simulator (flags as `twinfer run`)
 //   twinfer-viz --screenshot F.png [--frames N] [--panel NAME] [--size WxH] RUN_DIR...
 //   twinfer-viz --check-png F.png [--expect WxH] [--min-content FRACTION]
+//   twinfer-viz --bench-frames N [--panel NAME] [--size WxH] RUN_DIR...   frame-time benchmark
 #include <GLFW/glfw3.h>
 #include <imgui.h>
 #include <backends/imgui_impl_glfw.h>
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -22,6 +24,7 @@
 #include "app/commands.h"
 #include "core/error.h"
 #include "viz/app/app.h"
+#include "viz/app/frame_bench.h"
 #include "viz/model/png.h"
 
 namespace po = boost::program_options;
@@ -33,6 +36,7 @@ namespace {
 const char* kUsage =
     "usage: twinfer-viz [options] RUN_DIR...\n"
     "       twinfer-viz --live [twinfer run flags]\n"
+    "       twinfer-viz --bench-frames N [--panel NAME] [--size WxH] RUN_DIR...\n"
     "       twinfer-viz --check-png FILE.png [--expect WxH] [--min-content F]\n\n"
     "options:\n"
     "  --panel NAME         start on timeline | kv | requests | metrics | compare | live\n"
@@ -44,7 +48,12 @@ const char* kUsage =
     "  --select ID          select a request (its row, blocks and block table)\n"
     "  --min-content F      screenshot/check fails when under this fraction of pixels differs\n"
     "                       from the background (default 0.02)\n"
-    "  --stats              print load time and frame times on exit\n"
+    "  --stats              print load time and frame times (app / GL render / swap) on exit\n"
+    "  --bench-frames N     draw N frames as fast as possible (no vsync) after 10 warm-up frames,\n"
+    "                       print the load time, the GL renderer and median / p95 frame times\n"
+    "                       split into app, GL render and swap, with vertex and draw-call counts\n"
+    "  --bench-motion       with --bench-frames: change the view every frame (timeline pans 1%,\n"
+    "                       KV map plays 4 steps a frame, CDF axes switch log/linear)\n"
     "  --live [flags]       run the simulator in the app; flags after --live are `twinfer run`\n"
     "                       flags (e.g. --block-size 32 --max-num-seqs 8 --preemption-mode swap)\n";
 
@@ -52,6 +61,8 @@ struct Cli {
   std::vector<std::string> runs;
   std::string screenshot, check_png;
   int frames = 8;
+  int bench_frames = 0;
+  bool bench_motion = false;
   int width = 1600, height = 1000;
   int expect_w = 0, expect_h = 0;
   double min_content = 0.02;
@@ -81,7 +92,7 @@ Cli parse(int argc, char** argv) {
       if (i + 1 >= argc) usage_error(a + " needs a value");
       return argv[++i];
     };
-    if (c.live && a != "--screenshot" && a != "--frames" && a != "--size" && a != "--panel" && a != "--stats" &&
+    if (c.live && a != "--screenshot" && a != "--frames" && a != "--bench-frames" && a != "--bench-motion" && a != "--size" && a != "--panel" && a != "--stats" &&
         a != "--min-content" && a != "--time" && a != "--at" && a != "--select") {
       c.live_flags.push_back(a);  // everything else after --live belongs to the run config
       continue;
@@ -94,6 +105,9 @@ Cli parse(int argc, char** argv) {
     else if (a == "--frames") {
       c.frames = std::atoi(value().c_str());
       if (c.frames < 1) usage_error("--frames must be at least 1");
+    } else if (a == "--bench-frames") {
+      c.bench_frames = std::atoi(value().c_str());
+      if (c.bench_frames < 1) usage_error("--bench-frames must be at least 1");
     } else if (a == "--size") {
       if (!parse_size(value(), c.width, c.height)) usage_error("--size expects WxH, e.g. 1600x1000");
     } else if (a == "--expect") {
@@ -108,6 +122,7 @@ Cli parse(int argc, char** argv) {
       if (std::sscanf(value().c_str(), "%lf", &c.at) != 1) usage_error("--at expects a time in seconds");
     }
     else if (a == "--stats") c.stats = true;
+    else if (a == "--bench-motion") c.bench_motion = true;
     else if (a == "--live") c.live = true;
     else if (a == "--panel") {
       const std::string p = value();
@@ -178,6 +193,20 @@ Image grab(int w, int h) {
   return img;
 }
 
+// The backend samples the font atlas bilinearly. ImGui places glyphs on whole pixels and
+// solid shapes sample one white texel, so nearest sampling draws the same pixels and is the
+// cheaper fetch for a software rasterizer. Called once the backend has made the texture.
+void nearest_font_texture() {
+  const auto tex = static_cast<GLuint>(reinterpret_cast<intptr_t>(ImGui::GetIO().Fonts->TexID));
+  if (!tex) return;
+  GLint prev = 0;
+  glGetIntegerv(GL_TEXTURE_BINDING_2D, &prev);
+  glBindTexture(GL_TEXTURE_2D, tex);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+  glBindTexture(GL_TEXTURE_2D, static_cast<GLuint>(prev));
+}
+
 void glfw_error(int code, const char* what) { std::fprintf(stderr, "twinfer-viz: GLFW error %d: %s\n", code, what); }
 
 int run_app(const Cli& c) {
@@ -187,15 +216,18 @@ int run_app(const Cli& c) {
   if (c.live) opt.live_config = live_config(c.live_flags);
   opt.panel_given = c.panel_given;
   opt.panel = c.panel;
-  opt.fixed_dt = !c.screenshot.empty();
+  opt.fixed_dt = !c.screenshot.empty() || c.bench_frames > 0;
   opt.view.timeline.t0 = c.t0;
   opt.view.timeline.t1 = c.t1;
   opt.view.kv.t = c.at;
   opt.select_id = c.select;
+  opt.bench_motion = c.bench_motion;
   const auto t_load = std::chrono::steady_clock::now();
   App app(opt);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
-  if (c.stats) std::fprintf(stderr, "twinfer-viz: loaded %zu run(s) in %.3f s\n", app.num_runs(), load_s);
+  if (c.stats || c.bench_frames > 0)
+    std::fprintf(c.bench_frames > 0 ? stdout : stderr, "twinfer-viz: loaded %zu run(s) in %.3f s\n", app.num_runs(),
+                 load_s);
   if (!c.screenshot.empty() && app.num_runs() == 0 && !c.live && c.panel != Panel::live && !app.errors().empty())
     std::fprintf(stderr, "twinfer-viz: no run could be opened; the screenshot shows the errors\n");
 
@@ -204,6 +236,8 @@ int run_app(const Cli& c) {
     std::fprintf(stderr, "twinfer-viz: cannot initialise GLFW (no display? run under xvfb-run for headless use)\n");
     return 1;
   }
+  // Screenshots render into a hidden window; the benchmark maps its window so the swap really
+  // presents (under Xvfb: a copy of the frame into the X server), as it does for a user.
   const bool headless = !c.screenshot.empty();
   if (headless) glfwWindowHint(GLFW_VISIBLE, GLFW_FALSE);
   glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
@@ -215,7 +249,7 @@ int run_app(const Cli& c) {
     return 1;
   }
   glfwMakeContextCurrent(win);
-  glfwSwapInterval(headless ? 0 : 1);
+  glfwSwapInterval(headless || c.bench_frames > 0 ? 0 : 1);
   IMGUI_CHECKVERSION();
   ImGui::CreateContext();
   ImGui::GetIO().IniFilename = nullptr;  // no imgui.ini next to the user's files
@@ -223,25 +257,38 @@ int run_app(const Cli& c) {
   ImGui_ImplGlfw_InitForOpenGL(win, true);
   ImGui_ImplOpenGL3_Init("#version 130");
 
-  // Frame times: UI build (NewFrame..Render, our code plus ImGui) and whole frames.
-  std::vector<double> ui_ms, frame_ms;
+  // --stats and --bench-frames time every frame; the bench skips warm-up frames (font atlas,
+  // first-use caches, the driver compiling its shaders) and stops after its N frames.
+  const bool bench = c.bench_frames > 0;
+  const bool timed = bench || c.stats;
+  constexpr int kBenchWarmup = 10;
+  FrameBench times;
+  FrameSample first;
+  using clock = std::chrono::steady_clock;
+  auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   int rc = 0;
   for (int frame = 0; !glfwWindowShouldClose(win); ++frame) {
-    const auto f0 = std::chrono::steady_clock::now();
+    const auto f0 = clock::now();
     glfwPollEvents();
     ImGui_ImplOpenGL3_NewFrame();
+    if (frame == 0) nearest_font_texture();
     ImGui_ImplGlfw_NewFrame();
-    const auto u0 = std::chrono::steady_clock::now();
     ImGui::NewFrame();
     app.frame();
     ImGui::Render();
-    const auto u1 = std::chrono::steady_clock::now();
+    const auto f1 = clock::now();
     int fw, fh;
     glfwGetFramebufferSize(win, &fw, &fh);
     glViewport(0, 0, fw, fh);
-    glClearColor(0.08f, 0.08f, 0.09f, 1.0f);
+    // The main window draws no background (see App::frame): the clear is the background.
+    const ImVec4 bg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
+    glClearColor(bg.x, bg.y, bg.z, 1.0f);
     glClear(GL_COLOR_BUFFER_BIT);
     ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+    // A software rasterizer only queues the commands; finishing here charges its work to render
+    // rather than to the swap. Untimed frames leave the driver free to overlap.
+    if (timed) glFinish();
+    const auto f2 = clock::now();
     if (headless && frame + 1 >= c.frames) {
       glFinish();
       try {
@@ -261,24 +308,34 @@ int run_app(const Cli& c) {
       }
       glfwSetWindowShouldClose(win, GLFW_TRUE);
     }
+    const auto f2b = clock::now();  // after the screenshot's read-back and PNG, kept out of the times
     glfwSwapBuffers(win);
-    glFinish();
-    ui_ms.push_back(std::chrono::duration<double, std::milli>(u1 - u0).count());
-    frame_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - f0).count());
+    if (timed) glFinish();
+    const auto f3 = clock::now();
+    if (timed) {
+      FrameSample s;
+      s.app_ms = ms(f0, f1);
+      s.render_ms = ms(f1, f2);
+      s.swap_ms = ms(f2b, f3);
+      s.total_ms = ms(f0, f3) - ms(f2, f2b);
+      count_draw_data(ImGui::GetDrawData(), s);
+      if (frame == 0) first = s;
+      else if (!bench || frame >= kBenchWarmup) times.add(s);
+    }
+    if (bench && frame + 1 >= kBenchWarmup + c.bench_frames) glfwSetWindowShouldClose(win, GLFW_TRUE);
   }
-  if (c.stats && ui_ms.size() > 1) {
-    // The first frame builds font atlases and caches: report it apart.
-    auto summary = [](std::vector<double> v, const char* what) {
-      const double first = v.front();
-      v.erase(v.begin());
-      std::sort(v.begin(), v.end());
-      double sum = 0;
-      for (double x : v) sum += x;
-      std::fprintf(stderr, "twinfer-viz: %s: first %.2f ms, then mean %.2f ms, p50 %.2f ms, max %.2f ms (%zu frames)\n",
-                   what, first, sum / v.size(), v[v.size() / 2], v.back(), v.size());
-    };
-    summary(ui_ms, "UI build per frame");
-    summary(frame_ms, "whole frame incl. GL render + swap");
+  if (timed && times.size() > 0) {
+    const char* renderer = reinterpret_cast<const char*>(glGetString(GL_RENDERER));
+    const char* lp = std::getenv("LP_NUM_THREADS");
+    int fw, fh;
+    glfwGetFramebufferSize(win, &fw, &fh);
+    char head[512];
+    std::snprintf(head, sizeof head, "twinfer-viz: panel %s%s, %dx%d, GL renderer %s%s%s", panel_name(app.panel()),
+                  c.bench_motion ? " (moving)" : "", fw, fh, renderer ? renderer : "?", lp ? ", LP_NUM_THREADS=" : "",
+                  lp ? lp : "");
+    std::fprintf(bench ? stdout : stderr, "twinfer-viz: first frame %.2f ms (app %.2f ms)\n", first.total_ms,
+                 first.app_ms);
+    times.report(bench ? stdout : stderr, head);
   }
   ImGui_ImplOpenGL3_Shutdown();
   ImGui_ImplGlfw_Shutdown();

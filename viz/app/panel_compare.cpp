@@ -80,9 +80,7 @@ void draw_compare(RunSlot& a, RunSlot& b, ViewOptions& v) {
   const double span = std::max(a.data.t_end - a.data.t_begin, b.data.t_end - b.data.t_begin);
   const float w = ImGui::GetContentRegionAvail().x;
   const float h = std::max(110.0f, (avail.y - 16) / 4.0f);
-  float qmax = 1;
-  for (const auto* s : {&a.series.running, &b.series.running})
-    for (float x : *s) qmax = std::max(qmax, x);
+  const float qmax = std::max({a.series.running_max, b.series.running_max, 1.0f});
   plot_lines("running sequences (time since each run's start)", ImVec2(w, h), 0, span, qmax * 1.05f,
              {{&ta, &a.series.running, 0, 1, kRunColors[0], "A"}, {&tb, &b.series.running, 0, 1, kRunColors[1], "B"}},
              "seqs");

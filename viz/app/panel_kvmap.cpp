@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "viz/app/panels.h"
+#include "viz/app/pixel_layer.h"
 
 namespace twinfer::viz {
 
@@ -105,6 +106,12 @@ void draw_grid(const RunData& d, int n, float cell, ImVec2 o, int cols, ImDrawLi
                const BlockCell* gpu, const HostCell* host, const std::vector<uint8_t>& touched,
                ViewOptions& v, bool show_refs, const char* what) {
   const float gap = cell >= 5 ? 1.0f : 0.0f;
+  // Cells go to a CPU layer (pixel_layer.h): 28k cells are 57k triangles for the GPU path.
+  // Its background is the window's, so the gaps between cells look as before.
+  const int rows = (n + cols - 1) / cols;
+  const ImVec4 wbg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
+  PixelLayer& px = layer_for(what);
+  px.begin(dl, o, ImVec2(o.x + cols * cell, o.y + rows * cell), ImGui::ColorConvertFloat4ToU32(ImVec4(wbg.x, wbg.y, wbg.z, 1)));
   for (int r0 = 0; r0 < n; r0 += cols) {
     const int r1 = std::min(n, r0 + cols);
     const float y = o.y + static_cast<float>(r0 / cols) * cell;
@@ -119,7 +126,7 @@ void draw_grid(const RunData& d, int n, float cell, ImVec2 o, int cols, ImDrawLi
       if (i == r1 || c != run_col || gap > 0) {
         if (i > run_start) {
           const float x0 = o.x + (run_start - r0) * cell, x1 = o.x + (i - r0) * cell - gap;
-          dl->AddRectFilled(ImVec2(x0, y), ImVec2(x1, y + cell - gap), run_col);
+          px.fill(x0, y, x1, y + cell - gap, run_col);
         }
         run_start = i;
         run_col = c;
@@ -138,7 +145,7 @@ void draw_grid(const RunData& d, int n, float cell, ImVec2 o, int cols, ImDrawLi
           std::snprintf(t, sizeof t, "%d", c.ref);
           dl->AddText(ImVec2(x + 2, y + (cell - 13) * 0.5f), IM_COL32_BLACK, t);
         } else {
-          dl->AddRectFilled(ImVec2(x + cell * 0.3f, y + cell * 0.3f), ImVec2(x + cell * 0.7f, y + cell * 0.7f), IM_COL32_WHITE);
+          px.fill(x + cell * 0.3f, y + cell * 0.3f, x + cell * 0.7f, y + cell * 0.7f, IM_COL32_WHITE);
         }
       }
       if (c.hashed && c.ref > 0 && cell >= 8) dl->AddLine(ImVec2(x, y), ImVec2(x + cell * 0.4f, y), IM_COL32(255, 255, 255, 160));

@@ -6,16 +6,6 @@
 
 namespace twinfer::viz {
 
-namespace {
-
-float max_of(const std::vector<float>& v) {
-  float m = 0;
-  for (float x : v) m = std::max(m, x);
-  return m;
-}
-
-}  // namespace
-
 void draw_metrics(RunSlot& run, ViewOptions& v) {
   const RunData& d = run.data;
   const RunSeries& s = run.series;
@@ -30,7 +20,7 @@ void draw_metrics(RunSlot& run, ViewOptions& v) {
   const ImVec2 avail = ImGui::GetContentRegionAvail();
   const float w = avail.x, h = std::max(120.0f, (avail.y - 12) / 4.0f);
   const double x0 = d.t_begin, x1 = d.t_end;
-  const float qmax = std::max({max_of(s.running), max_of(s.waiting), max_of(s.swapped), 1.0f});
+  const float qmax = std::max(s.queue_max, 1.0f);
   plot_lines("queues", ImVec2(w, h), x0, x1, qmax * 1.05f,
              {{&s.t, &s.running, 0, 1, kRunColors[0], "running"},
               {&s.t, &s.waiting, 0, 1, IM_COL32(230, 200, 90, 255), "waiting"},
@@ -39,7 +29,7 @@ void draw_metrics(RunSlot& run, ViewOptions& v) {
   plot_lines("KV cache (fraction of the GPU pool)", ImVec2(w, h), x0, x1, 1.0f,
              {{&s.t, &s.kv_used, 0, 1, kRunColors[1], "used"}, {&s.t, &s.kv_cached, 0, 1, kCachedColor, "cached"}},
              "of pool");
-  const float tmax = std::max({max_of(s.prefill_tok_s), max_of(s.decode_tok_s), 1.0f});
+  const float tmax = std::max(s.tok_s_max, 1.0f);
   plot_lines("throughput (tokens processed per second)", ImVec2(w, h), x0, x1, tmax * 1.05f,
              {{nullptr, &s.prefill_tok_s, s.t0, s.bin_s, kPrefillColor, "prefill tok/s"},
               {nullptr, &s.decode_tok_s, s.t0, s.bin_s, kDecodeColor, "decode tok/s"}},

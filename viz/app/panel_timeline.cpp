@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "viz/app/panels.h"
+#include "viz/app/pixel_layer.h"
 
 namespace twinfer::viz {
 
@@ -43,7 +44,6 @@ void zoom_pan(const RunData& d, TimelineView& t, ImVec2 a, ImVec2 b, bool hovere
 void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
   const RunData& d = run.data;
   ImDrawList* dl = ImGui::GetWindowDrawList();
-  dl->AddRectFilled(a, b, kGridBg);
   const float w = b.x - a.x, h = b.y - a.y - 2;
   const double px_per_s = w / (t.t1 - t.t0);
   const auto& st = d.steps;
@@ -67,6 +67,9 @@ void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
   const bool hovered = ImGui::IsMouseHoveringRect(a, b);
   const int hover_px = static_cast<int>(io.MousePos.x - a.x);
   dl->PushClipRect(a, b, true);
+  // The background and bars go to a CPU layer (see pixel_layer.h); markers and text stay ImGui.
+  PixelLayer& px = layer_for("steps");
+  px.begin(dl, a, b, kGridBg);
   if (i1 - i0 <= static_cast<size_t>(w)) {
     // Few enough to draw one by one.
     for (size_t i = i0; i < i1; ++i) {
@@ -75,8 +78,8 @@ void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
       const float x1 = std::max(x0 + 1.0f, a.x + static_cast<float>((s.start + s.duration - t.t0) * px_per_s) - 1);
       float yp, yd;
       bar(s.prefill_tokens, s.decode_tokens, yp, yd);
-      dl->AddRectFilled(ImVec2(x0, yp), ImVec2(x1, b.y), kPrefillColor);
-      dl->AddRectFilled(ImVec2(x0, yd), ImVec2(x1, yp), kDecodeColor);
+      px.fill(x0, yp, x1, b.y, kPrefillColor);
+      px.fill(x0, yd, x1, yp, kDecodeColor);
       if (s.preempted_end != s.preempted_begin)
         dl->AddTriangleFilled(ImVec2(x0, a.y), ImVec2(x0 + 6, a.y), ImVec2(x0 + 3, a.y + 6), phase_color(Phase::preempted));
       if (hovered && io.MousePos.x >= x0 && io.MousePos.x < x1 + 1)
@@ -104,23 +107,42 @@ void draw_steps(RunSlot& run, TimelineView& t, ImVec2 a, ImVec2 b) {
       cnt.assign(static_cast<size_t>(n), 0);
       preempt.assign(static_cast<size_t>(n), 0);
     }
-    for (size_t i = fresh ? i1 : i0; i < i1; ++i) {
-      const StepRow& s = st[i];
-      const int c = std::clamp(static_cast<int>((s.start - t.t0) * px_per_s), 0, n - 1);
-      pre[static_cast<size_t>(c)] = std::max(pre[static_cast<size_t>(c)], s.prefill_tokens);
-      dec[static_cast<size_t>(c)] = std::max(dec[static_cast<size_t>(c)], s.decode_tokens);
-      ++cnt[static_cast<size_t>(c)];
-      preempt[static_cast<size_t>(c)] |= s.preempted_end != s.preempted_begin;
+    // A step falls in column clamp(int((start - t0) * px_per_s), 0, n - 1); starts are sorted,
+    // so each column is an index range, found by binary search. Whole blocks of the range are
+    // read from RunSlot's per-block maxima (a full-run view has ~400 steps per column).
+    const auto col_of = [&](const StepRow& s) { return std::clamp(static_cast<int>((s.start - t.t0) * px_per_s), 0, n - 1); };
+    constexpr size_t B = RunSlot::kStepBlock;
+    size_t lo = fresh ? i1 : i0;
+    for (int c = 0; lo < i1 && c < n; ++c) {
+      const size_t hi = c == n - 1 ? i1
+                                   : static_cast<size_t>(std::partition_point(st.begin() + static_cast<std::ptrdiff_t>(lo),
+                                                                              st.begin() + static_cast<std::ptrdiff_t>(i1),
+                                                                              [&](const StepRow& s) { return col_of(s) <= c; }) -
+                                                         st.begin());
+      if (hi == lo) continue;
+      const auto k = static_cast<size_t>(col_of(st[lo]));  // == c unless clamped steps precede
+      const auto take = [&](int32_t p, int32_t dd, bool pe) {
+        pre[k] = std::max(pre[k], p);
+        dec[k] = std::max(dec[k], dd);
+        preempt[k] |= pe;
+      };
+      const auto step = [&](const StepRow& s) { take(s.prefill_tokens, s.decode_tokens, s.preempted_end != s.preempted_begin); };
+      size_t i = lo;
+      for (; i < hi && i % B; ++i) step(st[i]);
+      for (; i + B <= hi; i += B) take(run.block_prefill[i / B], run.block_decode[i / B], run.block_preempt[i / B]);
+      for (; i < hi; ++i) step(st[i]);
+      cnt[k] += static_cast<int32_t>(hi - lo);
+      lo = hi;
     }
     for (int c = 0; c < n; ++c) {
       if (!cnt[static_cast<size_t>(c)]) continue;
       const float x = a.x + c;
       float yp, yd;
       bar(pre[static_cast<size_t>(c)], dec[static_cast<size_t>(c)], yp, yd);
-      dl->AddRectFilled(ImVec2(x, yp), ImVec2(x + 1, b.y), kPrefillColor);
-      dl->AddRectFilled(ImVec2(x, yd), ImVec2(x + 1, yp), kDecodeColor);
-      if (cnt[static_cast<size_t>(c)] > 1) dl->AddRectFilled(ImVec2(x, yd - 2), ImVec2(x + 1, yd), IM_COL32(255, 255, 255, 110));
-      if (preempt[static_cast<size_t>(c)]) dl->AddRectFilled(ImVec2(x, a.y), ImVec2(x + 1, a.y + 5), phase_color(Phase::preempted));
+      px.fill(x, yp, x + 1, b.y, kPrefillColor);
+      px.fill(x, yd, x + 1, yp, kDecodeColor);
+      if (cnt[static_cast<size_t>(c)] > 1) px.fill(x, yd - 2, x + 1, yd, IM_COL32(255, 255, 255, 110));
+      if (preempt[static_cast<size_t>(c)]) px.fill(x, a.y, x + 1, a.y + 5, phase_color(Phase::preempted));
     }
     if (hovered && hover_px >= 0 && hover_px < n && cnt[static_cast<size_t>(hover_px)])
       ImGui::SetTooltip("%d steps folded into this pixel (zoom in to see them)\nmax prefill %d, max decode %d tokens",
@@ -151,6 +173,13 @@ void draw_rows(RunSlot& run, ViewOptions& v, ImVec2 size) {
   const float x_a = origin.x + kGutter, x_b = origin.x + width;
   const double px_per_s = (x_b - x_a) / (t.t1 - t.t0);
   const bool hovered = ImGui::IsWindowHovered();
+  // Phase spans go to a CPU layer (pixel_layer.h) over the visible rows; ids, marks and the
+  // scrollbar's area stay ImGui (the blit is clipped to the content, not the scrollbar).
+  const ImVec4 wbg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
+  PixelLayer& px = layer_for("rows");
+  px.begin(dl, ImGui::GetWindowPos(),
+           ImVec2(ImGui::GetWindowPos().x + ImGui::GetWindowWidth(), ImGui::GetWindowPos().y + ImGui::GetWindowHeight()),
+           ImGui::ColorConvertFloat4ToU32(ImVec4(wbg.x, wbg.y, wbg.z, 1)));
   if (hovered && io.KeyShift && io.MouseWheel != 0) ImGui::SetScrollY(ImGui::GetScrollY() - io.MouseWheel * rh * 8);
   ImGuiListClipper clip;
   clip.Begin(static_cast<int>(rows.size()), rh);
@@ -162,20 +191,22 @@ void draw_rows(RunSlot& run, ViewOptions& v, ImVec2 size) {
       const ImVec2 p = ImGui::GetCursorScreenPos();
       ImGui::Dummy(ImVec2(width, rh));
       const float y0 = p.y + 1, y1 = p.y + rh - 1;
-      if (row == v.selected) dl->AddRectFilled(ImVec2(p.x, p.y), ImVec2(x_b, p.y + rh), IM_COL32(255, 255, 255, 40));
+      if (row == v.selected) px.fill(p.x, p.y, x_b, p.y + rh, IM_COL32(255, 255, 255, 40));
       if (rh >= 10) {
         char id[24];
         std::snprintf(id, sizeof id, "%lld", static_cast<long long>(q.id));
         dl->AddText(ImVec2(p.x + 2, p.y + (rh - 13) * 0.5f), status_color(q.status), id);
       }
-      dl->PushClipRect(ImVec2(x_a, std::max(y0, clip_a.y)), ImVec2(x_b, std::min(y1 + 1, clip_b.y)), true);
+      px.set_clip(ImVec2(x_a, std::max(y0, clip_a.y)), ImVec2(x_b, std::min(y1 + 1, clip_b.y)));
       for (uint32_t s = q.span_begin; s < q.span_end; ++s) {
         const PhaseSpan& sp = d.spans[s];
         const float xa = x_a + static_cast<float>((sp.t0 - t.t0) * px_per_s);
         const float xb = std::max(xa + 1.0f, x_a + static_cast<float>((sp.t1 - t.t0) * px_per_s));
         if (xb < x_a || xa > x_b) continue;
-        dl->AddRectFilled(ImVec2(xa, y0), ImVec2(xb, y1), phase_color(sp.phase));
+        px.fill(xa, y0, xb, y1, phase_color(sp.phase));
       }
+      px.reset_clip();
+      dl->PushClipRect(ImVec2(x_a, std::max(y0, clip_a.y)), ImVec2(x_b, std::min(y1 + 1, clip_b.y)), true);
       if (q.status == SeqStatus::failed) dl->AddText(ImVec2(x_a + static_cast<float>((q.end - t.t0) * px_per_s) + 3, p.y - 1), status_color(q.status), "x");
       dl->PopClipRect();
       if (hovered && io.MousePos.y >= p.y && io.MousePos.y < p.y + rh) {

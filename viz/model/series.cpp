@@ -19,6 +19,8 @@ RunSeries build_series(const RunData& d, int bins) {
     s.swapped[i] = static_cast<float>(r.swapped);
     s.kv_used[i] = static_cast<float>(r.kv_used) / pool;
     s.kv_cached[i] = static_cast<float>(r.kv_cached) / pool;
+    s.running_max = std::max(s.running_max, s.running[i]);
+    s.queue_max = std::max({s.queue_max, s.running[i], s.waiting[i], s.swapped[i]});
   }
 
   bins = std::max(1, bins);
@@ -39,6 +41,8 @@ RunSeries build_series(const RunData& d, int bins) {
     s.prefill_tok_s[b] += static_cast<float>(r.prefill_tokens) * inv;
     s.decode_tok_s[b] += static_cast<float>(r.decode_tokens) * inv;
   }
+  for (size_t b = 0; b < static_cast<size_t>(bins); ++b)
+    s.tok_s_max = std::max({s.tok_s_max, s.prefill_tok_s[b], s.decode_tok_s[b]});
   for (const RequestRow& q : d.requests) {
     if (q.status == SeqStatus::finished && std::isfinite(q.finished))
       s.finished_req_s[bin_of(q.finished)] += inv;

@@ -18,6 +18,10 @@ struct RunSeries {
   // (prefill and decode separately) and requests finished per second.
   double t0 = 0, bin_s = 1;
   std::vector<float> prefill_tok_s, decode_tok_s, finished_req_s;
+  // Peaks for the plots' y axes, kept here so a frame does not rescan 500k steps.
+  float running_max = 0;
+  float queue_max = 0;  // of running, waiting, swapped
+  float tok_s_max = 0;  // of prefill_tok_s, decode_tok_s
   // Sorted latency samples of finished requests, milliseconds.
   std::vector<float> ttft_ms, tpot_ms, e2e_ms, queue_ms;
 };

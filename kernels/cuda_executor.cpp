@@ -113,6 +113,8 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
     fused_ok_ = fused_ok_ && a16(L.wqkv) && a16(L.wo) && a16(L.w_gate_up) && a16(L.w_down) &&
                 a16(L.attn_norm) && a16(L.ffn_norm);
   ablate_ = parse_ablate(std::getenv("TWINFER_ABLATE"));
+  // Measurement knob (docs/gpu.md): where the small-T GEMV hands over to cuBLAS.
+  if (const char* r = std::getenv("TWINFER_GEMV_MAX_ROWS")) gemm_->gemv_max_rows = std::atoi(r);
 
   meta_ = std::make_unique<Meta>();
   Meta& mt = *meta_;

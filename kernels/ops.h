@@ -111,8 +111,11 @@ class Gemm {
   void run(const bf16* x, int T, int in, const bf16* W, int out, bf16* y);
   // fp32 output (logits).
   void run_f32(const bf16* x, int T, int in, const bf16* W, int out, float* y);
-  // Largest T that takes the GEMV path (tunable for the kernel lab; 0 disables it).
-  int gemv_max_rows = 8;
+  // Largest T that takes the GEMV path (0 disables it). From T = 3 the GEMV measured slower
+  // than cuBLAS (each 16-byte weight load needs T x-vectors from L1): decode at batch 3, 4 and 8
+  // ran at 442, 591 and 1,159 tok/s with 2 here against 398, 532 and 694 with 8 (H100, one run;
+  // docs/performance.md). `twinfer_bench gemm_small_t` compares the kernels per shape.
+  int gemv_max_rows = 2;
 
  private:
   void* handle_ = nullptr;  // cublasHandle_t

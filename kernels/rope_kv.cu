@@ -31,36 +31,45 @@ __device__ __forceinline__ void store_kv(void* pool, int64_t idx, float v, float
   }
 }
 
-// grid (T, n_heads + 2 n_kv): one CTA per (row, head), so a one-token decode step spreads over
-// 48 CTAs instead of looping in one; block = head_dim / 2 rounded up to a warp. Row t of qkv
-// [T, (n_heads + 2 n_kv) * hd]; bias [(n_heads + 2 n_kv) hd] or null; inv_freq [hd/2]. Cache
-// pools [num_blocks * block_size (slots), n_kv, hd]. slot_mapping[t] < 0 (padding) or
-// >= num_slots (the host validates; the guard keeps a bad slot from corrupting memory) skips the
-// cache write; the rotation of the row happens regardless.
+// grid (T, ceil(n_heads + 2 n_kv) / hpc): each CTA takes hpc consecutive heads of one row (q
+// heads, then k heads, then v heads). Small steps use hpc = 1 so a one-token decode step spreads
+// over 48 CTAs instead of looping in one; large steps use one CTA per row (hpc = all heads), the
+// cheaper shape when rows already fill the GPU. Row t of qkv [T, (n_heads + 2 n_kv) * hd]; bias
+// [(n_heads + 2 n_kv) hd] or null; inv_freq [hd/2]. Cache pools [num_blocks * block_size
+// (slots), n_kv, hd]. slot_mapping[t] < 0 (padding) or >= num_slots (the host validates; the
+// guard keeps a bad slot from corrupting memory) skips the cache write; the rotation of the row
+// happens regardless.
 template <KvDtype kDt>
 __global__ void kernel_rope_kv_write(bf16* __restrict__ qkv, const bf16* __restrict__ bias,
                                      const int32_t* __restrict__ positions,
                                      const float* __restrict__ inv_freq, int n_heads, int n_kv,
-                                     int hd, const int64_t* __restrict__ slot_mapping,
+                                     int hd, int hpc, const int64_t* __restrict__ slot_mapping,
                                      int64_t num_slots, void* __restrict__ kcache,
                                      void* __restrict__ vcache, const float* __restrict__ k_scale,
                                      const float* __restrict__ v_scale) {
   pdl_trigger();
   pdl_wait();
-  const int t = blockIdx.x, head = blockIdx.y;
+  const int t = blockIdx.x;
+  const int h0 = blockIdx.y * hpc, h1 = min(h0 + hpc, n_heads + 2 * n_kv);
   const int width = (n_heads + 2 * n_kv) * hd;
   bf16* row = qkv + int64_t(t) * width;
   const int half = hd / 2;
   const int64_t slot = slot_mapping[t];
   const bool write = slot >= 0 && slot < num_slots;
   const int64_t cache_row = write ? slot * n_kv * hd : 0;  // element (slot, h, d)
+  float ks = 1.f, vs = 1.f;  // stored = x / scale, divided (not multiplied by 1/scale) as specified
+  if constexpr (kDt == KvDtype::fp8_e4m3) {
+    ks = *k_scale;
+    vs = *v_scale;
+  }
 
-  if (head < n_heads + n_kv) {
-    // q heads then k heads: rotate pairs (i, i + half).
+  // q heads then k heads in [h0, h1): rotate pairs (i, i + half).
+  const int r1 = min(h1, n_heads + n_kv);
+  if (h0 < r1) {
     const float pos = float(positions[t]);
-    float ks = 1.f;  // stored = x / scale, divided (not multiplied by 1/scale) as specified
-    if constexpr (kDt == KvDtype::fp8_e4m3) ks = *k_scale;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    for (int j = threadIdx.x; j < (r1 - h0) * half; j += blockDim.x) {
+      const int head = h0 + j / half;
+      const int i = j % half;
       const int o1 = head * hd + i, o2 = o1 + half;
       float x1 = __bfloat162float(row[o1]), x2 = __bfloat162float(row[o2]);
       if (bias != nullptr) {
@@ -80,19 +89,19 @@ __global__ void kernel_rope_kv_write(bf16* __restrict__ qkv, const bf16* __restr
         store_kv<kDt>(kcache, base + i + half, y2, ks);
       }
     }
-  } else {
-    // v head (head - n_heads - n_kv): bias then cache.
-    float vs = 1.f;
-    if constexpr (kDt == KvDtype::fp8_e4m3) vs = *v_scale;
-    const int vh = head - n_heads - n_kv;
-    const int off = (n_heads + n_kv + vh) * hd;
-    for (int j = threadIdx.x; j < hd; j += blockDim.x) {
-      float v = __bfloat162float(row[off + j]);
+  }
+  // v heads in [h0, h1): bias then cache; v head vh's element d is row[(n_heads + n_kv + vh) hd + d].
+  const int v0 = max(h0, n_heads + n_kv);
+  if (v0 < h1) {
+    const int vbase = (n_heads + n_kv) * hd;
+    for (int j = (v0 - n_heads - n_kv) * hd + threadIdx.x; j < (h1 - n_heads - n_kv) * hd;
+         j += blockDim.x) {
+      float v = __bfloat162float(row[vbase + j]);
       if (bias != nullptr) {
-        v = rbf(v + __bfloat162float(bias[off + j]));
-        row[off + j] = __float2bfloat16(v);
+        v = rbf(v + __bfloat162float(bias[vbase + j]));
+        row[vbase + j] = __float2bfloat16(v);
       }
-      if (write) store_kv<kDt>(vcache, cache_row + int64_t(vh) * hd + j, v, vs);
+      if (write) store_kv<kDt>(vcache, cache_row + j, v, vs);
     }
   }
 }
@@ -125,14 +134,17 @@ void rope_kv_write(bf16* qkv, const bf16* bias, int T, const int32_t* positions,
     fail("unknown kv.dtype " + std::to_string(int(kv.dtype)));
   if (T == 0) return;
   const int64_t num_slots = int64_t(kv.num_blocks) * kv.block_size;
-  if (n_heads + 2 * n_kv_heads > 65535)
-    fail("n_heads + 2 n_kv_heads must be <= 65535 (one grid row per head), got " +
-         std::to_string(n_heads + 2 * n_kv_heads));
-  const int th = std::min(1024, (head_dim / 2 + 31) / 32 * 32);
+  const int heads = n_heads + 2 * n_kv_heads;
+  const bool small = T <= 8;
+  const int hpc = small ? 1 : heads;
+  if ((heads + hpc - 1) / hpc > 65535)
+    fail("n_heads + 2 n_kv_heads = " + std::to_string(heads) + " is too many for a small step's grid");
+  const int th = small ? std::min(1024, (head_dim / 2 + 31) / 32 * 32) : 256;
   launch_pdl("kernel_rope_kv_write",
              kv.dtype == KvDtype::bf16 ? kernel_rope_kv_write<KvDtype::bf16>
                                        : kernel_rope_kv_write<KvDtype::fp8_e4m3>,
-             dim3(T, n_heads + 2 * n_kv_heads), th, 0, s, qkv, bias, positions, inv_freq, n_heads, n_kv_heads, head_dim,
+             dim3(T, (heads + hpc - 1) / hpc), th, 0, s, qkv, bias, positions, inv_freq, n_heads,
+             n_kv_heads, head_dim, hpc,
              slot_mapping, num_slots, kv.k, kv.v, kv.k_scale, kv.v_scale);
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where batch-1 decode time goes inside a real graph-replayed, PDL-overlapped step (per-op
 # events cannot show it): the headline batch-1 bench with the fused small-step path on and off,
-# with the GEMV L2 prefetch at several depths, and with each op class left out in turn
+# and with each op class left out in turn
 # (TWINFER_ABLATE; those runs' tokens are garbage, only their time means something).
 #   scripts/gpu_decode_ablation.sh [BIN_DIR] [OUT_DIR]   (defaults: build, decode_ablation_out)
 set -uo pipefail
@@ -16,8 +16,6 @@ run() {  # name, env assignments..., then --
 }
 run fused TWINFER_FUSED_DECODE=1
 run unfused TWINFER_FUSED_DECODE=0
-for pf in 4096 16384 65536; do run "fused_prefetch_$pf" TWINFER_GEMV_PREFETCH=$pf; done
-run unfused_prefetch_16384 TWINFER_FUSED_DECODE=0 TWINFER_GEMV_PREFETCH=16384
 for op in rope_kv attn_decode qkv o_proj gate_up down lm_head norm; do
   run "fused_without_$op" TWINFER_ABLATE=$op
 done

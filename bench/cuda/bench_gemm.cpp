@@ -52,7 +52,7 @@ void BM_Gemm(benchmark::State& state) {
 
 void small_t_args(benchmark::internal::Benchmark* b) {
   for (int s = 0; s < 5; ++s)
-    for (int T : {1, 2, 4, 8, 16}) {
+    for (int T : {1, 2, 3, 4, 6, 8, 16}) {
       b->Args({s, T, kCublas});
       b->Args({s, T, kGemvV2});
       if (T == 1 || T == 8) b->Args({s, T, kGemvV1});

@@ -108,7 +108,10 @@ TEST_CASE("rope_kv_write rotates q/k and fills the paged cache", "[gpu][elementw
   for (const Cfg c : {Cfg{4, 2, 64, 37, true, cuda::KvDtype::bf16},
                       Cfg{4, 4, 128, 37, false, cuda::KvDtype::fp8_e4m3},
                       Cfg{6, 2, 6, 1, true, cuda::KvDtype::fp8_e4m3},
-                      Cfg{8, 1, 128, 20, false, cuda::KvDtype::bf16}}) {
+                      Cfg{8, 1, 128, 20, false, cuda::KvDtype::bf16},
+                      // Small steps (T <= 8: one CTA per head) in both dtypes, with bias.
+                      Cfg{32, 8, 128, 5, true, cuda::KvDtype::bf16},
+                      Cfg{4, 2, 64, 8, true, cuda::KvDtype::fp8_e4m3}}) {
     INFO("n_heads=" << c.n_heads << " n_kv=" << c.n_kv << " hd=" << c.hd << " T=" << c.T
                     << " bias=" << c.bias << " fp8=" << (c.dt == cuda::KvDtype::fp8_e4m3));
     const int width = (c.n_heads + 2 * c.n_kv) * c.hd, half = c.hd / 2;

@@ -24,6 +24,7 @@ Json CostParams::to_json() const {
   for (const CostParamField& f : kCostParamFields) j[f.name] = this->*f.ptr;
   j["kernels_per_layer"] = kernels_per_layer;
   j["gemv_max_rows"] = gemv_max_rows;
+  j["attn_small_max_batch"] = attn_small_max_batch;
   return j;
 }
 
@@ -34,11 +35,12 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
   for (const auto& [key, value] : j.as_object()) {
     const std::string where = source + ": cost profile field '" + key + "'";
     try {
-      if (key == "kernels_per_layer" || key == "gemv_max_rows") {
+      if (key == "kernels_per_layer" || key == "gemv_max_rows" || key == "attn_small_max_batch") {
         int64_t k = value.as_int(key);
         if (k < 0 || k > 1000) throw ConfigError(where + ": expected 0..1000, got " + value.dump());
-        (key == "kernels_per_layer" ? next.kernels_per_layer : next.gemv_max_rows) =
-            static_cast<int>(k);
+        (key == "kernels_per_layer" ? next.kernels_per_layer
+         : key == "gemv_max_rows"   ? next.gemv_max_rows
+                                    : next.attn_small_max_batch) = static_cast<int>(k);
         continue;
       }
       auto it = std::find_if(std::begin(kCostParamFields), std::end(kCostParamFields),
@@ -47,7 +49,7 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
         std::string known;
         for (const CostParamField& f : kCostParamFields) known += std::string(f.name) + ", ";
         throw ConfigError(source + ": unknown cost profile field '" + key + "' (known: " + known +
-                          "kernels_per_layer, gemv_max_rows)");
+                          "kernels_per_layer, gemv_max_rows, attn_small_max_batch)");
       }
       double v = value.as_number(key);
       if (it->is_efficiency ? !(v > 0 && v <= 1) : !(v >= 0 && std::isfinite(v)))
@@ -186,8 +188,13 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown) const {
     if (dec_tokens > 0) {
       // Paged decode attention: each sequence streams its context_after tokens of K/V.
       const double flops = 4 * dec_pairs * hq * hd;
+      // Small batches (64-key partitions) stream at their own rate; an fp8 cache at its own,
+      // scaled by the same small-batch factor.
       const double bytes = (dec_ctx + dec_tokens) * kv_tok_layer + dec_tokens * 2 * q_r * ab;
-      add("attn_decode", flops * L, bytes * L, L * roof(flops, attn_peak, bytes, attn_bw));
+      const double bw = dec_tokens <= p.attn_small_max_batch
+                            ? attn_bw * p.attn_small_bw_eff / p.attn_bw_eff
+                            : attn_bw;
+      add("attn_decode", flops * L, bytes * L, L * roof(flops, attn_peak, bytes, bw));
     }
     gemm("o_proj", T, q_r, H, 0, ab, L);
     gemm("gate_up_proj", T, H, 2 * I_r, 0, ab, L);

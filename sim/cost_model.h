@@ -38,8 +38,13 @@ struct CostParams {
   // Rows at which a cuBLAS GEMM reaches half of gemm_flops_eff: effective FLOP/s scale with
   // T / (T + gemm_half_rows), since GEMMs of a few hundred rows fill few tiles and waves (0: off).
   double gemm_half_rows = 0;
+  // Decode attention at batches <= attn_small_max_batch, where the kernel splits each context
+  // into 64-key partitions instead of 512 (kernels/ops.h, kDecodePartition) so a few sequences
+  // still fill the SMs: many more partial results to write and reduce per byte of K/V read.
+  double attn_small_bw_eff = 0.75;
   int kernels_per_layer = 9;  // eager launches per layer (norms, GEMMs, rope, attention, act)
   int gemv_max_rows = 2;      // largest T that takes the GEMV path (kernels/ops.h); 0: none
+  int attn_small_max_batch = 8;  // largest decode batch with 64-key partitions; 0: none
 
   Json to_json() const;
   // Applies the fields a profile sets; unknown fields are errors naming `source`.
@@ -66,6 +71,7 @@ inline constexpr CostParamField kCostParamFields[] = {
     {"sampling_s_per_seq", &CostParams::sampling_s_per_seq, false},
     {"attn_fp8_bw_eff", &CostParams::attn_fp8_bw_eff, true},
     {"gemv_bw_eff", &CostParams::gemv_bw_eff, true},
+    {"attn_small_bw_eff", &CostParams::attn_small_bw_eff, true},
     // Rows, not seconds: a count >= 0 like the times (is_efficiency false).
     {"gemm_half_rows", &CostParams::gemm_half_rows, false},
 };

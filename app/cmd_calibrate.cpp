@@ -9,6 +9,7 @@
 #include "app/commands.h"
 #include "core/error.h"
 #include "sim/calibrate.h"
+#include "sim/calibrate_report.h"
 #include "sim/calibrate_runs.h"
 #include "sim/hardware.h"
 #include "sim/profile.h"
@@ -34,6 +35,33 @@ std::vector<CalibMeasurement> measurements_of(const HwProfile& p, const std::str
   for (size_t i = 0; i < a.size(); ++i)
     out.push_back(CalibMeasurement::from_json(a[i], path + ": measurements[" + std::to_string(i) + "]"));
   return out;
+}
+
+// --report FILE: every step of the fitted runs and of --report-runs (not fitted) under `p`,
+// errors grouped by step kind (sim/calibrate_report.h).
+void write_step_report(const po::variables_map& vm, const CalibSetup& setup, const CostParams& p) {
+  if (!vm.count("report")) return;
+  RunStepOptions ro;
+  ro.gap_cap_s = vm["gap-cap-us"].as<double>() * 1e-6;
+  ro.max_steps = 0;
+  std::vector<RunSteps> runs;
+  std::vector<bool> fitted;
+  for (const char* key : {"from-runs", "report-runs"}) {
+    if (!vm.count(key)) continue;
+    for (const std::string& dir : vm[key].as<std::vector<std::string>>()) {
+      runs.push_back(load_run_steps(dir, ro));
+      fitted.push_back(std::string(key) == "from-runs");
+    }
+  }
+  common_setup(runs);  // the extra runs must match the fitted ones
+  const std::string path = vm["report"].as<std::string>();
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) throw ConfigError("--report " + path + ": cannot open for writing", 2);
+  const std::string text = step_error_report(setup, p, runs, fitted);
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !ok) throw ConfigError("--report " + path + ": write failed", 2);
+  std::fprintf(stderr, "calibrate: wrote the per-step error report %s (%zu runs)\n", path.c_str(),
+               runs.size());
 }
 
 // --from-runs: fit every CostParams field (host terms included) to the step times of measured
@@ -95,6 +123,10 @@ int calibrate_from_runs(const po::variables_map& vm, const std::string& out) {
   fo.huber_delta = vm["huber"].as<double>();
   std::vector<StepSample> all;
   for (const RunSteps& r : runs) all.insert(all.end(), r.samples.begin(), r.samples.end());
+  if (vm.count("no-fit")) {
+    write_step_report(vm, setup, start);
+    return 0;
+  }
   std::fprintf(stderr, "calibrate: fitting %zu params to %zu steps of %zu runs\n", fo.params.size(),
                all.size(), runs.size());
   if (!anchor.empty())
@@ -122,6 +154,7 @@ int calibrate_from_runs(const po::variables_map& vm, const std::string& out) {
   }
   prof.save(out);
   std::printf("wrote %s (gpu %s, fitted on %zu runs)\n", out.c_str(), prof.gpu.c_str(), runs.size());
+  write_step_report(vm, setup, fit.params);
   return 0;
 }
 
@@ -163,11 +196,17 @@ int cmd_calibrate(const std::vector<std::string>& args) {
       "max-steps", po::value<int64_t>()->default_value(1000),
       "--from-runs: steps per run entering the fit, evenly strided (0: all)")(
       "gap-cap-us", po::value<double>()->default_value(1000.0),
-      "--from-runs: host gaps between steps up to this long count into the step before");
+      "--from-runs: host gaps between steps up to this long count into the step before")(
+      "report", po::value<std::string>()->value_name("FILE"),
+      "--from-runs: write every step's error, grouped by step kind, under the fitted params")(
+      "report-runs", po::value<std::vector<std::string>>()->multitoken()->value_name("RUN_DIR..."),
+      "--from-runs --report: more runs to report on (held out: not fitted)")(
+      "no-fit", "--from-runs: no fit and no profile written; --report under BASE's params");
   po::variables_map vm;
   if (!parse_flags(args, d, d, vm)) return 0;
-  if (!vm.count("out")) throw ConfigError("--out PROFILE.json is required", 2);
-  const std::string out = vm["out"].as<std::string>();
+  const bool report_only = vm.count("from-runs") && vm.count("no-fit");
+  if (!vm.count("out") && !report_only) throw ConfigError("--out PROFILE.json is required", 2);
+  const std::string out = vm.count("out") ? vm["out"].as<std::string>() : "";
   if (vm.count("from-runs")) return calibrate_from_runs(vm, out);
   const std::string backend = vm["backend"].as<std::string>();
   if (backend != "cuda")

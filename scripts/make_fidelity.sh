@@ -27,7 +27,14 @@ for n in "${cal_names[@]}"; do
   [ -d "$RUNS/$n" ] || { echo "make_fidelity.sh: $LIST names $n, which is not in $RUNS" >&2; exit 2; }
   cal_dirs+=("$RUNS/$n")
 done
-"$T" calibrate --from-runs "${cal_dirs[@]}" --hw-profile "$BASE" --out "$FITTED" > "$TMP/fit.txt"
+# Held-out runs with step_shapes.csv join the per-step error report (not the fit).
+rep_dirs=()
+for run in "$RUNS"/*/; do
+  n=$(basename "$run")
+  [ -f "$run/step_shapes.csv" ] && ! is_cal "$n" && rep_dirs+=("${run%/}")
+done
+"$T" calibrate --from-runs "${cal_dirs[@]}" --hw-profile "$BASE" --out "$FITTED" \
+  --report "$TMP/steps.txt" ${rep_dirs[@]:+--report-runs "${rep_dirs[@]}"} > "$TMP/fit.txt"
 PROFILE=$FITTED
 
 # One summary table over the compare.json files given: median and worst |error| per metric.
@@ -97,6 +104,14 @@ done
   echo
   echo '```'
   cat "$TMP/fit.txt"
+  echo '```'
+  echo
+  echo "## Where the model is weakest, step by step"
+  echo
+  echo "Every step of every run with \`step_shapes.csv\` re-costed under the fitted profile and compared with its measured time (\`twinfer calibrate --from-runs ... --report\`), grouped by step kind: decode / prefill / mixed, graph or eager, decode batch (1-2 runs the GEMV kernel, 1-8 the 64-key attention partitions), prefill tokens, prefill over a cached prefix, KV dtype. A group with a median far from 0 is a cost-model term that is wrong for that kind of step; a wide p10..p90 with a good median is step-to-step noise the model cannot see (small eager prefills vary 2-5x at one shape on the hardware)."
+  echo
+  echo '```'
+  cat "$TMP/steps.txt"
   echo '```'
   echo
   echo "## Per run"

@@ -23,6 +23,8 @@ Json CostParams::to_json() const {
   Json j = Json::object();
   for (const CostParamField& f : kCostParamFields) j[f.name] = this->*f.ptr;
   j["kernels_per_layer"] = kernels_per_layer;
+  j["gemv_max_rows"] = gemv_max_rows;
+  j["attn_small_max_batch"] = attn_small_max_batch;
   return j;
 }
 
@@ -33,10 +35,12 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
   for (const auto& [key, value] : j.as_object()) {
     const std::string where = source + ": cost profile field '" + key + "'";
     try {
-      if (key == "kernels_per_layer") {
+      if (key == "kernels_per_layer" || key == "gemv_max_rows" || key == "attn_small_max_batch") {
         int64_t k = value.as_int(key);
         if (k < 0 || k > 1000) throw ConfigError(where + ": expected 0..1000, got " + value.dump());
-        next.kernels_per_layer = static_cast<int>(k);
+        (key == "kernels_per_layer" ? next.kernels_per_layer
+         : key == "gemv_max_rows"   ? next.gemv_max_rows
+                                    : next.attn_small_max_batch) = static_cast<int>(k);
         continue;
       }
       auto it = std::find_if(std::begin(kCostParamFields), std::end(kCostParamFields),
@@ -45,7 +49,7 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
         std::string known;
         for (const CostParamField& f : kCostParamFields) known += std::string(f.name) + ", ";
         throw ConfigError(source + ": unknown cost profile field '" + key + "' (known: " + known +
-                          "kernels_per_layer)");
+                          "kernels_per_layer, gemv_max_rows, attn_small_max_batch)");
       }
       double v = value.as_number(key);
       if (it->is_efficiency ? !(v > 0 && v <= 1) : !(v >= 0 && std::isfinite(v)))
@@ -142,7 +146,9 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown) const {
                                : base_peak * p.gemm_flops_eff;
   const double attn_peak = base_peak * p.attn_flops_eff;
   const double mem_bw = hw_.hbm_bandwidth * p.mem_bw_eff;
-  const double attn_bw = hw_.hbm_bandwidth * p.attn_bw_eff;
+  const double attn_bw =
+      hw_.hbm_bandwidth * (kvdtype_ == DType::fp8_e4m3 ? p.attn_fp8_bw_eff : p.attn_bw_eff);
+  const double gemv_bw = hw_.hbm_bandwidth * p.gemv_bw_eff;
 
   if (breakdown) out.ops.reserve(18);
   auto add = [&](const char* name, double flops, double bytes, double seconds) {
@@ -153,11 +159,16 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown) const {
     return std::max(flops / peak, bytes / bw);
   };
   // A [T, K] x [K, N] GEMM: weights read once for the whole batch, activations in and out.
+  // T <= gemv_max_rows streams the weights through the GEMV kernel at its own bandwidth; a
+  // cuBLAS GEMM's FLOP rate grows with its rows, T / (T + gemm_half_rows) of the large-GEMM rate.
   auto gemm = [&](const char* name, double rows, double K, double N, double extra_w,
                   double out_bytes, double count) {
     const double flops = 2 * rows * K * N;
     const double bytes = (K * N + extra_w) * wb + rows * K * ab + rows * N * out_bytes;
-    add(name, flops * count, bytes * count, count * roof(flops, gemm_peak, bytes, mem_bw));
+    const bool gemv = rows <= p.gemv_max_rows;
+    const double peak = gemv ? gemm_peak : gemm_peak * rows / (rows + p.gemm_half_rows);
+    add(name, flops * count, bytes * count,
+        count * roof(flops, peak, bytes, gemv ? gemv_bw : mem_bw));
   };
 
   const double T = tokens;
@@ -177,8 +188,13 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown) const {
     if (dec_tokens > 0) {
       // Paged decode attention: each sequence streams its context_after tokens of K/V.
       const double flops = 4 * dec_pairs * hq * hd;
+      // Small batches (64-key partitions) stream at their own rate; an fp8 cache at its own,
+      // scaled by the same small-batch factor.
       const double bytes = (dec_ctx + dec_tokens) * kv_tok_layer + dec_tokens * 2 * q_r * ab;
-      add("attn_decode", flops * L, bytes * L, L * roof(flops, attn_peak, bytes, attn_bw));
+      const double bw = dec_tokens <= p.attn_small_max_batch
+                            ? attn_bw * p.attn_small_bw_eff / p.attn_bw_eff
+                            : attn_bw;
+      add("attn_decode", flops * L, bytes * L, L * roof(flops, attn_peak, bytes, bw));
     }
     gemm("o_proj", T, q_r, H, 0, ab, L);
     gemm("gate_up_proj", T, H, 2 * I_r, 0, ab, L);

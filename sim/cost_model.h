@@ -26,7 +26,25 @@ struct CostParams {
   double per_seq_cpu_s = 1.0e-6;    // per scheduled sequence per step
   double allreduce_alpha_s = 8.0e-6;  // per all-reduce latency
   double sampling_s_per_seq = 2.0e-6;
+  // Decode attention over an fp8 KV cache: fraction of peak HBM bandwidth its (halved) K/V reads
+  // reach. Dequantising fp8 to bf16 in the kernel costs more than the bytes saved suggest: on the
+  // H100 (twinfer_bench attention_decode/fast, B64 x ctx 4096) bf16 took 450 us and fp8 572 us
+  // for half the bytes, so fp8 streams at 0.5 * 450 / 572 = 0.39 of bf16's rate; the default is
+  // that ratio times attn_bw_eff's default. Used for all attention K/V bytes of fp8 runs.
+  double attn_fp8_bw_eff = 0.295;
+  // Weight streaming of GEMMs with at most gemv_max_rows rows (decode at batch 1-2), which run a
+  // hand-written GEMV kernel instead of cuBLAS (kernels/ops.h, Gemm::gemv_max_rows).
+  double gemv_bw_eff = 0.85;
+  // Rows at which a cuBLAS GEMM reaches half of gemm_flops_eff: effective FLOP/s scale with
+  // T / (T + gemm_half_rows), since GEMMs of a few hundred rows fill few tiles and waves (0: off).
+  double gemm_half_rows = 0;
+  // Decode attention at batches <= attn_small_max_batch, where the kernel splits each context
+  // into 64-key partitions instead of 512 (kernels/ops.h, kDecodePartition) so a few sequences
+  // still fill the SMs: many more partial results to write and reduce per byte of K/V read.
+  double attn_small_bw_eff = 0.75;
   int kernels_per_layer = 9;  // eager launches per layer (norms, GEMMs, rope, attention, act)
+  int gemv_max_rows = 2;      // largest T that takes the GEMV path (kernels/ops.h); 0: none
+  int attn_small_max_batch = 8;  // largest decode batch with 64-key partitions; 0: none
 
   Json to_json() const;
   // Applies the fields a profile sets; unknown fields are errors naming `source`.
@@ -51,6 +69,11 @@ inline constexpr CostParamField kCostParamFields[] = {
     {"per_seq_cpu_s", &CostParams::per_seq_cpu_s, false},
     {"allreduce_alpha_s", &CostParams::allreduce_alpha_s, false},
     {"sampling_s_per_seq", &CostParams::sampling_s_per_seq, false},
+    {"attn_fp8_bw_eff", &CostParams::attn_fp8_bw_eff, true},
+    {"gemv_bw_eff", &CostParams::gemv_bw_eff, true},
+    {"attn_small_bw_eff", &CostParams::attn_small_bw_eff, true},
+    // Rows, not seconds: a count >= 0 like the times (is_efficiency false).
+    {"gemm_half_rows", &CostParams::gemm_half_rows, false},
 };
 
 struct OpCost {

@@ -10,6 +10,7 @@
 #include "app/commands.h"
 #include "app/run.h"
 #include "core/error.h"
+#include "sim/calibrate_report.h"
 #include "sim/calibrate_runs.h"
 #include "sim/profile.h"
 
@@ -30,6 +31,10 @@ CostParams truth() {
   p.step_cpu_s = 4.0e-4;
   p.per_seq_cpu_s = 3.0e-6;
   p.sampling_s_per_seq = 3.5e-6;
+  p.attn_fp8_bw_eff = 0.31;
+  p.gemv_bw_eff = 0.74;
+  p.attn_small_bw_eff = 0.47;
+  p.gemm_half_rows = 90;
   return p;
 }
 
@@ -70,7 +75,8 @@ std::vector<std::string> simulate_runs(const fs::path& dir, const std::string& p
     const char* kv;
   };
   std::vector<std::string> out;
-  for (const V& v : {V{"b4", 4, false, false, "auto"}, V{"b64", 64, false, false, "auto"},
+  for (const V& v : {V{"b2", 2, false, false, "auto"}, V{"b4", 4, false, false, "auto"},
+                     V{"b64", 64, false, false, "auto"},
                      V{"eager_chunk", 32, true, true, "auto"}, V{"fp8", 32, false, false, "fp8"}}) {
     RunConfig c;
     c.backend = "sim";
@@ -154,9 +160,9 @@ TEST_CASE("fitting simulated runs recovers the profile they ran under", "[fideli
 
   std::vector<RunSteps> runs;
   for (const std::string& d : dirs) runs.push_back(load_run_steps(d));
-  REQUIRE(runs.size() == 4);
-  CHECK(runs[3].kv_dtype == DType::fp8_e4m3);
-  CHECK(runs[2].samples.front().eager);
+  REQUIRE(runs.size() == 5);
+  CHECK(runs[4].kv_dtype == DType::fp8_e4m3);
+  CHECK(runs[3].samples.front().eager);
   // The simulator starts each step at the previous one's end: no host gaps to fold in.
   for (const RunSteps& r : runs) CHECK(r.gap_median_s < 2e-6);
   const CalibSetup cs = common_setup(runs);
@@ -179,6 +185,12 @@ TEST_CASE("fitting simulated runs recovers the profile they ran under", "[fideli
   CHECK(fit.params.gemm_flops_eff == Approx(want.gemm_flops_eff).epsilon(0.03));
   CHECK(fit.params.mem_bw_eff == Approx(want.mem_bw_eff).epsilon(0.03));
   CHECK(fit.params.attn_bw_eff == Approx(want.attn_bw_eff).epsilon(0.05));
+  // The structural terms: fp8 KV attention (the fp8 run), the GEMV path (batch 2), small-batch
+  // decode attention (batches 2 and 4) and the row-dependent GEMM rate (prefills).
+  CHECK(fit.params.attn_fp8_bw_eff == Approx(want.attn_fp8_bw_eff).epsilon(0.1));
+  CHECK(fit.params.gemv_bw_eff == Approx(want.gemv_bw_eff).epsilon(0.05));
+  CHECK(fit.params.attn_small_bw_eff == Approx(want.attn_small_bw_eff).epsilon(0.1));
+  CHECK(fit.params.gemm_half_rows == Approx(want.gemm_half_rows).epsilon(0.15));
   // Per-step constants: a graph step pays step_cpu_s + graph_launch_s, an eager one
   // step_cpu_s + kernels * kernel_launch_s; only those sums are pinned.
   const double kernels = want.kernels_per_layer * 32 + 4;
@@ -188,6 +200,45 @@ TEST_CASE("fitting simulated runs recovers the profile they ran under", "[fideli
         Approx(want.step_cpu_s + kernels * want.kernel_launch_s).epsilon(0.1));
   // per_seq_cpu_s and sampling_s_per_seq (a few us per decode row, paid together) are left to
   // the run errors above: at these batch sizes they move a step by well under 1%.
+}
+
+TEST_CASE("the report groups steps by kind and finds a wrong term", "[fidelity]") {
+  StepSample x;
+  x.shape.decode_tokens = 2;
+  x.shape.num_seqs = 2;
+  x.eager = false;
+  CHECK(step_group(x) == "decode graph b1-2 bf16");
+  x.shape.prefill_tokens = 600;
+  x.shape.prefill_context = 900;
+  x.kv_dtype = DType::fp8_e4m3;
+  CHECK(step_group(x) == "mixed eager b1-2 t513-2048 cached fp8");
+
+  // Runs simulated under truth(), reported under a profile whose fp8 attention is 2x faster:
+  // only the fp8 run's decode groups move, under-predicted.
+  const fs::path dir = scratch("report");
+  HwProfile prof;
+  prof.twinfer_version = twinfer_version();
+  prof.model = ModelFingerprint::of(setup().model);
+  prof.gpu = "h100-sxm";
+  prof.kv_cache_dtype = "bf16";
+  prof.created = utc_timestamp_now();
+  prof.params = truth();
+  const std::string path = (dir / "P.json").string();
+  prof.save(path);
+  std::vector<RunSteps> runs;
+  for (const std::string& d : simulate_runs(dir, path)) runs.push_back(load_run_steps(d));
+  const CalibSetup cs = common_setup(runs);
+  CostParams wrong = truth();
+  wrong.attn_fp8_bw_eff *= 2;
+  for (const GroupError& g : group_errors(cs, wrong, runs)) {
+    INFO(g.group);
+    if (g.group.rfind("decode", 0) == 0 && g.group.find("fp8") != std::string::npos)
+      CHECK(g.median < -0.003);  // csv noise is ~1e-5
+    else if (g.group.find("fp8") == std::string::npos)
+      CHECK(std::abs(g.median) < 1e-3);  // csv times keep 1 us
+  }
+  const std::string text = step_error_report(cs, wrong, runs, {true, true, false});
+  CHECK(text.find("fp8 (held-out)") != std::string::npos);
 }
 
 TEST_CASE("bad run folders name the file, column and line", "[fidelity]") {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/bf16_vec.cuh"
 #include "kernels/ops.h"
 #include "kernels/pdl.cuh"
 
@@ -22,25 +23,6 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 void require(bool ok, const char* kernel, const std::string& what) {
   if (!ok) throw CudaError(std::string(kernel) + ": " + what);
 }
-
-// 16-byte vector of 8 bf16 <-> 8 floats.
-__device__ __forceinline__ void unpack8(const uint4& v, float f[8]) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 p = __bfloat1622float2(h[i]);
-    f[2 * i] = p.x;
-    f[2 * i + 1] = p.y;
-  }
-}
-__device__ __forceinline__ uint4 pack8(const float f[8]) {
-  uint4 v;
-  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-  return v;
-}
-__device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16(x)); }
 
 // Sum over the block; every thread gets the result. blockDim.x is a multiple of 32, <= 1024.
 __device__ float block_sum(float v) {

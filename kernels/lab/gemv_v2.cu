@@ -12,6 +12,7 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/bf16_vec.cuh"
 #include "kernels/lab/gemv_lab.h"
 #include "kernels/pdl.cuh"
 
@@ -38,24 +39,12 @@ __device__ __forceinline__ uint4 ld_stream_early(const bf16* p) {
   return v;
 }
 
-__device__ __forceinline__ void unpack8(const uint4& v, float f[8]) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 p = __bfloat1622float2(h[i]);
-    f[2 * i] = p.x;
-    f[2 * i + 1] = p.y;
-  }
-}
-
 template <class OutT>
 __device__ __forceinline__ OutT to_out(float v);
 template <>
 __device__ __forceinline__ bf16 to_out<bf16>(float v) { return __float2bfloat16(v); }
 template <>
 __device__ __forceinline__ float to_out<float>(float v) { return v; }
-
-__device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
 
 // grid (ceil(out / (RO * 4))), block (128). x [T, in], W [*, in], y [T, out]; in % 8 == 0 and
 // x, W 16-byte aligned (the launcher checks), so vector v of a row is elements 8v .. 8v+7.

@@ -31,6 +31,12 @@ class PixelLayer {
   // clipped to the layer); a translucent colour blends over what the layer holds.
   void fill(float x0, float y0, float x1, float y1, ImU32 col);
   void fill(ImVec2 a, ImVec2 b, ImU32 col) { fill(a.x, a.y, b.x, b.y, col); }
+  // Draws [b, e) in the current ImGui font and size at `pos` as ImFont::RenderText places it
+  // (one line, glyph quads from the floored position) and as the backend shades it with the
+  // font atlas sampled GL_NEAREST: each covered pixel takes the atlas texel under its centre
+  // and blends `col` at col alpha x texel alpha. Clipped like fill(). For dense static text
+  // (a table of numbers), where llvmpipe spends more on the glyph quads than the layer costs.
+  void text(ImVec2 pos, ImU32 col, const char* b, const char* e);
   // Restricts later fills to [a, b) (screen coordinates) until reset_clip().
   void set_clip(ImVec2 a, ImVec2 b);
   void reset_clip();

@@ -60,9 +60,55 @@ bool matches(const RequestRow& q, const RequestsView& f) {
   return id.find(f.filter) != std::string::npos || q.error.find(f.filter) != std::string::npos;
 }
 
+// What the frame puts into the layer, recorded while ImGui lays the table out and drawn at the
+// end only when it differs from the last frame's (a still table, the common case, then costs
+// neither the raster nor the texture upload). Plain floats and words: no padding, so a frame's
+// list compares with memcmp.
+struct LayerOp {
+  float clip[4];
+  float rect[4];  // fill: the rectangle; text: the position in rect[0], rect[1]
+  ImU32 col;
+  uint32_t text_begin, text_end;  // into LayerOps::text; equal for a fill
+};
+static_assert(sizeof(LayerOp) == 11 * 4, "LayerOp must have no padding: frames compare with memcmp");
+
+struct LayerOps {
+  float rect[4] = {};
+  std::vector<LayerOp> ops;
+  std::string text;
+
+  void clear(ImVec2 a, ImVec2 b) {
+    rect[0] = a.x, rect[1] = a.y, rect[2] = b.x, rect[3] = b.y;
+    ops.clear();
+    text.clear();
+  }
+  void fill(const ImRect& clip, ImVec2 a, ImVec2 b, ImU32 col) {
+    const auto n = static_cast<uint32_t>(text.size());
+    ops.push_back({{clip.Min.x, clip.Min.y, clip.Max.x, clip.Max.y}, {a.x, a.y, b.x, b.y}, col, n, n});
+  }
+  void add_text(const ImRect& clip, ImVec2 pos, ImU32 col, const char* b, const char* e) {
+    const auto n = static_cast<uint32_t>(text.size());
+    text.append(b, e);
+    ops.push_back({{clip.Min.x, clip.Min.y, clip.Max.x, clip.Max.y}, {pos.x, pos.y, 0, 0}, col, n,
+                   static_cast<uint32_t>(text.size())});
+  }
+  bool same_as(const LayerOps& o) const {
+    return std::memcmp(rect, o.rect, sizeof rect) == 0 && ops.size() == o.ops.size() && text == o.text &&
+           (ops.empty() || std::memcmp(ops.data(), o.ops.data(), ops.size() * sizeof(LayerOp)) == 0);
+  }
+  void draw(PixelLayer& px, ImU32 bg) const {
+    px.clear(bg);
+    for (const LayerOp& op : ops) {
+      px.set_clip(ImVec2(op.clip[0], op.clip[1]), ImVec2(op.clip[2], op.clip[3]));
+      if (op.text_begin == op.text_end) px.fill(op.rect[0], op.rect[1], op.rect[2], op.rect[3], op.col);
+      else px.text(ImVec2(op.rect[0], op.rect[1]), op.col, text.data() + op.text_begin, text.data() + op.text_end);
+    }
+  }
+};
+
 // One cell's text, laid out exactly as ImGui::TextUnformatted lays it out; drawn into the layer,
 // or by ImGui (`on_top`) on rows whose highlight would otherwise cover it.
-void cell_text(PixelLayer& px, bool on_top, ImU32 col, const char* b, const char* e = nullptr) {
+void cell_text(LayerOps& px, bool on_top, ImU32 col, const char* b, const char* e = nullptr) {
   if (!e) e = b + std::strlen(b);
   if (on_top) {
     ImGui::PushStyleColor(ImGuiCol_Text, col);
@@ -76,8 +122,7 @@ void cell_text(PixelLayer& px, bool on_top, ImU32 col, const char* b, const char
   const ImRect bb(pos, ImVec2(pos.x + size.x, pos.y + size.y));
   ImGui::ItemSize(size, 0.0f);
   if (!ImGui::ItemAdd(bb, 0)) return;
-  px.set_clip(w->ClipRect.Min, w->ClipRect.Max);
-  px.text(pos, col, b, e);
+  px.add_text(w->ClipRect, pos, col, b, e);
 }
 
 }  // namespace
@@ -114,10 +159,17 @@ void draw_requests(RunSlot& run, ViewOptions& v) {
   // it, with no background of its own) puts the header, borders and highlights over it.
   const ImVec2 table_a = ImGui::GetCursorScreenPos(), table_size = ImGui::GetContentRegionAvail();
   const ImVec4 wbg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
-  PixelLayer& px = layer_for("requests_layer");
-  px.begin(ImGui::GetWindowDrawList(), table_a, ImVec2(table_a.x + table_size.x, table_a.y + table_size.y),
-           ImGui::ColorConvertFloat4ToU32(ImVec4(wbg.x, wbg.y, wbg.z, 1)));
-  if (!ImGui::BeginTable("requests", kNumCols, flags, table_size)) return;
+  const ImVec2 table_b(table_a.x + table_size.x, table_a.y + table_size.y);
+  const ImU32 layer_bg = ImGui::ColorConvertFloat4ToU32(ImVec4(wbg.x, wbg.y, wbg.z, 1));
+  PixelLayer& layer = layer_for("requests_layer");
+  layer.place(ImGui::GetWindowDrawList(), table_a, table_b);
+  static LayerOps px, last;  // this frame's layer content and the last one drawn
+  px.clear(table_a, table_b);
+  if (!ImGui::BeginTable("requests", kNumCols, flags, table_size)) {
+    layer.clear(layer_bg);
+    last.clear(ImVec2(0, 0), ImVec2(0, 0));
+    return;
+  }
   ImGui::TableSetupScrollFreeze(1, 1);
   ImGui::TableSetupColumn("id", ImGuiTableColumnFlags_DefaultSort);
   ImGui::TableSetupColumn("status");
@@ -173,9 +225,8 @@ void draw_requests(RunSlot& run, ViewOptions& v) {
       const int32_t row = cache.order[static_cast<size_t>(k)];
       const RequestRow& q = d.requests[static_cast<size_t>(row)];
       ImGui::TableNextRow();
-      px.set_clip(table->BgClipRect.Min, table->BgClipRect.Max);
-      px.fill(table->WorkRect.Min.x, table->RowPosY1, table->WorkRect.Max.x, table->RowPosY1 + row_h,
-              (k & 1) ? stripe : plain);
+      px.fill(table->BgClipRect, ImVec2(table->WorkRect.Min.x, table->RowPosY1),
+              ImVec2(table->WorkRect.Max.x, table->RowPosY1 + row_h), (k & 1) ? stripe : plain);
       ImGui::TableNextColumn();
       std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(q.id));
       const ImVec2 label_pos = ImGui::GetCursorScreenPos();
@@ -187,11 +238,7 @@ void draw_requests(RunSlot& run, ViewOptions& v) {
       // The highlight covers the row: its text goes above it, through ImGui.
       const bool on_top = row == v.selected || ImGui::IsItemHovered() || ImGui::IsItemActive();
       if (on_top) ImGui::GetWindowDrawList()->AddText(label_pos, text_col, buf);
-      else {
-        ImGuiWindow* w = ImGui::GetCurrentWindow();
-        px.set_clip(w->ClipRect.Min, w->ClipRect.Max);
-        px.text(label_pos, text_col, buf, buf + std::strlen(buf));
-      }
+      else px.add_text(ImGui::GetCurrentWindow()->ClipRect, label_pos, text_col, buf, buf + std::strlen(buf));
       ImGui::TableNextColumn();
       cell_text(px, on_top, status_color(q.status), seq_status_name(q.status));
       for (int n : {q.priority, q.prompt_len, q.output_len}) {
@@ -216,6 +263,10 @@ void draw_requests(RunSlot& run, ViewOptions& v) {
     }
   }
   ImGui::EndTable();
+  if (!px.same_as(last) || !layer.keep()) {
+    px.draw(layer, layer_bg);
+    std::swap(px, last);
+  }
 }
 
 }  // namespace twinfer::viz

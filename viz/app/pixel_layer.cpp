@@ -45,12 +45,24 @@ PixelLayer::~PixelLayer() {
   if (tex_) glDeleteTextures(1, &tex_);
 }
 
-void PixelLayer::begin(ImDrawList* dl, ImVec2 a, ImVec2 b, ImU32 bg) {
+void PixelLayer::clear(ImU32 bg) {
+  keep_ = false;
+  px_.assign(static_cast<size_t>(w_) * h_, to_bgra(bg | IM_COL32_A_MASK));
+  reset_clip();
+}
+
+bool PixelLayer::keep() {
+  if (!tex_ || tex_w_ != w_ || tex_h_ != h_) return false;
+  keep_ = true;
+  return true;
+}
+
+void PixelLayer::place(ImDrawList* dl, ImVec2 a, ImVec2 b) {
   x_ = edge(a.x);
   y_ = edge(a.y);
   w_ = std::max(0, edge(b.x) - x_);
   h_ = std::max(0, edge(b.y) - y_);
-  px_.assign(static_cast<size_t>(w_) * h_, to_bgra(bg | IM_COL32_A_MASK));
+  keep_ = false;
   reset_clip();
   const ImVec2 ca = dl->GetClipRectMin(), cb = dl->GetClipRectMax();
   clip_x0_ = ca.x, clip_y0_ = ca.y, clip_x1_ = cb.x, clip_y1_ = cb.y;
@@ -159,7 +171,7 @@ void PixelLayer::upload_and_blit(const ImDrawCmd*) {
     uploaded_ = px_;
     glBindFramebuffer(GL_READ_FRAMEBUFFER, fbo_);
     glFramebufferTexture2D(GL_READ_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, tex_, 0);
-  } else if (uploaded_ != px_) {
+  } else if (!keep_ && uploaded_ != px_) {
     glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, w_, h_, GL_BGRA, GL_UNSIGNED_INT_8_8_8_8_REV, px_.data());
     uploaded_.swap(px_);
   }

@@ -1,5 +1,7 @@
 #include "viz/app/pixel_layer.h"
 
+#include <imgui_internal.h>  // ImTextCharFromUtf8
+
 #define GL_GLEXT_PROTOTYPES 1
 #include <GL/gl.h>
 #include <GL/glext.h>
@@ -43,12 +45,24 @@ PixelLayer::~PixelLayer() {
   if (tex_) glDeleteTextures(1, &tex_);
 }
 
-void PixelLayer::begin(ImDrawList* dl, ImVec2 a, ImVec2 b, ImU32 bg) {
+void PixelLayer::clear(ImU32 bg) {
+  keep_ = false;
+  px_.assign(static_cast<size_t>(w_) * h_, to_bgra(bg | IM_COL32_A_MASK));
+  reset_clip();
+}
+
+bool PixelLayer::keep() {
+  if (!tex_ || tex_w_ != w_ || tex_h_ != h_) return false;
+  keep_ = true;
+  return true;
+}
+
+void PixelLayer::place(ImDrawList* dl, ImVec2 a, ImVec2 b) {
   x_ = edge(a.x);
   y_ = edge(a.y);
   w_ = std::max(0, edge(b.x) - x_);
   h_ = std::max(0, edge(b.y) - y_);
-  px_.assign(static_cast<size_t>(w_) * h_, to_bgra(bg | IM_COL32_A_MASK));
+  keep_ = false;
   reset_clip();
   const ImVec2 ca = dl->GetClipRectMin(), cb = dl->GetClipRectMax();
   clip_x0_ = ca.x, clip_y0_ = ca.y, clip_x1_ = cb.x, clip_y1_ = cb.y;
@@ -82,6 +96,54 @@ void PixelLayer::fill(float fx0, float fy0, float fx1, float fy1, ImU32 col) {
   }
 }
 
+void PixelLayer::text(ImVec2 pos, ImU32 col, const char* b, const char* e) {
+  const uint32_t ca = col >> 24;
+  if (ca == 0 || b == e) return;
+  ImFont* font = ImGui::GetFont();
+  unsigned char* atlas = nullptr;
+  int aw = 0, ah = 0;
+  // Already built for the backend's texture: this returns the kept copy, no rebuild.
+  ImGui::GetIO().Fonts->GetTexDataAsRGBA32(&atlas, &aw, &ah);
+  if (!atlas) return;
+  const float scale = ImGui::GetFontSize() / font->FontSize;
+  const uint32_t rgb = to_bgra(col) & 0x00FFFFFFu;
+  float x = std::floor(pos.x);
+  const float y = std::floor(pos.y);
+  while (b < e) {
+    unsigned int c = static_cast<unsigned char>(*b);
+    if (c < 0x80) ++b;
+    else b += ImTextCharFromUtf8(&c, b, e);
+    if (c == 0) break;
+    if (c < 32) continue;  // single-line cells: no line breaks to honour
+    const ImFontGlyph* g = font->FindGlyph(static_cast<ImWchar>(c));
+    if (!g) continue;
+    if (g->Visible) {
+      const float gx0 = x + g->X0 * scale, gx1 = x + g->X1 * scale;
+      const float gy0 = y + g->Y0 * scale, gy1 = y + g->Y1 * scale;
+      const int x0 = std::max(edge(gx0) - x_, cx0_), x1 = std::min(edge(gx1) - x_, cx1_);
+      const int y0 = std::max(edge(gy0) - y_, cy0_), y1 = std::min(edge(gy1) - y_, cy1_);
+      // Texel under a pixel centre: u = U0 + (centre - gx0) / (gx1 - gx0) * (U1 - U0), nearest.
+      const float du = (g->U1 - g->U0) / (gx1 - gx0) * static_cast<float>(aw);
+      const float dv = (g->V1 - g->V0) / (gy1 - gy0) * static_cast<float>(ah);
+      for (int py = y0; py < y1; ++py) {
+        const float cy = static_cast<float>(py + y_) + 0.5f - gy0;
+        const int ty = std::clamp(static_cast<int>(g->V0 * static_cast<float>(ah) + cy * dv), 0, ah - 1);
+        const unsigned char* trow = atlas + static_cast<size_t>(ty) * aw * 4;
+        uint32_t* row = px_.data() + static_cast<size_t>(py) * w_;
+        for (int px = x0; px < x1; ++px) {
+          const float cx = static_cast<float>(px + x_) + 0.5f - gx0;
+          const int tx = std::clamp(static_cast<int>(g->U0 * static_cast<float>(aw) + cx * du), 0, aw - 1);
+          const uint32_t ta = trow[tx * 4 + 3];
+          if (ta == 0) continue;
+          const uint32_t a = (ca * ta + 127) / 255;
+          row[px] = blend(row[px], rgb | (a << 24));
+        }
+      }
+    }
+    x += g->AdvanceX * scale;
+  }
+}
+
 void PixelLayer::blit_callback(const ImDrawList*, const ImDrawCmd* cmd) {
   static_cast<PixelLayer*>(cmd->UserCallbackData)->upload_and_blit(cmd);
 }
@@ -109,7 +171,7 @@ void PixelLayer::upload_and_blit(const ImDrawCmd*) {
     uploaded_ = px_;
     glBindFramebuffer(GL_READ_FRAMEBUFFER, fbo_);
     glFramebufferTexture2D(GL_READ_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, tex_, 0);
-  } else if (uploaded_ != px_) {
+  } else if (!keep_ && uploaded_ != px_) {
     glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, w_, h_, GL_BGRA, GL_UNSIGNED_INT_8_8_8_8_REV, px_.data());
     uploaded_.swap(px_);
   }

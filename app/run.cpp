@@ -90,9 +90,13 @@ std::unique_ptr<SimExecutor> make_sim_executor(const RunConfig& cfg, const Model
                                                       "", twinfer_version()})
                  .params;
   const DType wdt = parse_dtype(cfg.dtype).value_or(model.dtype);
+  // The row counts the CUDA executor warms up before serving (RowHistory).
+  RowHistory rows(cfg.engine.enforce_eager, cfg.engine.max_num_seqs,
+                  std::max(mp.max_num_batched_tokens, cfg.engine.max_num_seqs));
   return std::make_unique<SimExecutor>(CostModel(model, hw, params, wdt, mp.kv_dtype,
                                                  cfg.engine.tensor_parallel_size,
-                                                 cfg.engine.enforce_eager));
+                                                 cfg.engine.enforce_eager),
+                                       std::move(rows));
 }
 
 RunResult run_config(const RunConfig& cfg, const RunOptions& opt) {

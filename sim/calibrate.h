@@ -90,6 +90,7 @@ struct StepSample {
   DType kv_dtype = DType::bf16;  // the run's KV cache dtype (fp8 runs halve the KV bytes)
   double wall_s = 0;             // measured: step duration plus the host gap before the next
   double weight = 1;             // share in the objective (runs are weighted equally)
+  bool new_rows = false;         // first eager forward at its token count (new_rows_s)
 };
 
 struct FitResult {

@@ -161,6 +161,13 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
 
   std::vector<double> start, dur;
   std::vector<StepSample> all;
+  // Every step, in order, before any striding: which ones met a token count first.
+  const EngineConfig& ec = r.config.engine;
+  const int32_t max_len = ec.max_model_len > 0
+                              ? ec.max_model_len
+                              : static_cast<int32_t>(r.model.max_position_embeddings);
+  RowHistory rows(eager, ec.max_num_seqs,
+                  std::max(r.config.effective_max_num_batched_tokens(max_len), ec.max_num_seqs));
   while (st.next()) {
     if (!sh.next())
       throw bad(sh.path() + ": ends before " + st.where() + " (one row per step expected)");
@@ -187,6 +194,8 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
     s.block_size = sh.nonneg<int32_t>(s_bs);
     x.eager = eager;
     x.kv_dtype = r.kv_dtype;
+    x.new_rows = (eager || s.prefill_tokens > 0) && s.prefill_tokens + s.decode_tokens > 0 &&
+                 rows.first_use(s.prefill_tokens + s.decode_tokens);
     all.push_back(x);
   }
   if (sh.next()) throw bad(sh.where() + ": more rows than steps.csv");

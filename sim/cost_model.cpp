@@ -65,6 +65,32 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// RowHistory
+
+RowHistory::RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens) {
+  // The CUDA executor's capture sizes (kernels/cuda_executor.cpp, default_graph_sizes): 1, 2, 4,
+  // multiples of 8 to 256, of 16 to 512, capped at max_num_seqs (which is itself captured).
+  if (!eager && max_num_seqs > 0) {
+    const int32_t cap = std::min(max_num_seqs, 512);
+    auto warm = [&](int32_t b) { if (b <= cap) first_use(b); };
+    for (int32_t b : {1, 2, 4}) warm(b);
+    for (int32_t b = 8; b <= 256; b += 8) warm(b);
+    for (int32_t b = 272; b <= 512; b += 16) warm(b);
+    warm(cap);
+  }
+  if (max_tokens > 0) first_use(max_tokens);
+}
+
+bool RowHistory::first_use(int32_t rows) {
+  if (rows < 0) return false;
+  const size_t r = static_cast<size_t>(rows);
+  if (r >= seen_.size()) seen_.resize(std::max<size_t>(r + 1, 2 * seen_.size()), 0);
+  if (seen_[r]) return false;
+  seen_[r] = 1;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
 // CostModel
 
 CostModel::CostModel(ModelSpec model, HardwareSpec hw, CostParams params, DType weight_dtype,
@@ -97,7 +123,7 @@ StepCost CostModel::step_cost(const StepPlan& plan, bool breakdown) const {
   return step_cost(StepShape::of(plan), breakdown);
 }
 
-StepCost CostModel::step_cost(const StepShape& shape, bool breakdown) const {
+StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_rows) const {
   const ModelSpec& m = model_;
   const CostParams& p = params_;
   StepCost out;
@@ -258,7 +284,8 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown) const {
       launch = kernels * p.kernel_launch_s;
     }
   }
-  const double cpu = p.step_cpu_s + p.per_seq_cpu_s * static_cast<double>(shape.num_seqs);
+  double cpu = p.step_cpu_s + p.per_seq_cpu_s * static_cast<double>(shape.num_seqs);
+  if (new_rows && eager_forward(shape)) cpu += p.new_rows_s;
   out.overhead_s = launch + cpu;
   if (breakdown) {
     out.ops.push_back(OpCost{"launch", 0, 0, launch});

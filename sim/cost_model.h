@@ -42,6 +42,11 @@ struct CostParams {
   // into 64-key partitions instead of 512 (kernels/ops.h, kDecodePartition) so a few sequences
   // still fill the SMs: many more partial results to write and reduce per byte of K/V read.
   double attn_small_bw_eff = 0.75;
+  // Extra host time of an eager forward at a token count (GEMM rows) the process has not run
+  // before: cuBLAS chooses and caches an algorithm per new GEMM shape, on the host, before it
+  // launches. On the H100 runs a repeated prefill shape lands within 0.5 ms of a smooth fit while
+  // a first one takes 1 ms more at the median and 3.4 ms more on average (RowHistory; 0: off).
+  double new_rows_s = 0;
   int kernels_per_layer = 9;  // eager launches per layer (norms, GEMMs, rope, attention, act)
   int gemv_max_rows = 2;      // largest T that takes the GEMV path (kernels/ops.h); 0: none
   int attn_small_max_batch = 8;  // largest decode batch with 64-key partitions; 0: none
@@ -74,6 +79,22 @@ inline constexpr CostParamField kCostParamFields[] = {
     {"attn_small_bw_eff", &CostParams::attn_small_bw_eff, true},
     // Rows, not seconds: a count >= 0 like the times (is_efficiency false).
     {"gemm_half_rows", &CostParams::gemm_half_rows, false},
+    {"new_rows_s", &CostParams::new_rows_s, false},
+};
+
+// Which token counts (rows of every GEMM) the engine has already run an eager forward at, for
+// new_rows_s. The CUDA executor runs some before serving: one warm-up forward per CUDA-graph
+// capture size (not in eager mode) and the profiling step at max_tokens rows
+// (kernels/cuda_executor.cpp); those start out seen. One byte per row count, grown on demand.
+class RowHistory {
+ public:
+  RowHistory() = default;
+  RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens);
+  // True when this is the first eager forward at `rows` rows; marks the count as seen.
+  bool first_use(int32_t rows);
+
+ private:
+  std::vector<uint8_t> seen_;
 };
 
 struct OpCost {
@@ -95,7 +116,14 @@ class CostModel {
   StepCost step_cost(const StepPlan& plan, bool breakdown = false) const;
   // The same cost from the plan's aggregate (StepShape::of(plan) gives an identical result):
   // re-costs a recorded step (step_shapes.csv) without its sequences.
-  StepCost step_cost(const StepShape& shape, bool breakdown = false) const;
+  // new_rows: the step is the first eager forward at its token count (RowHistory), which adds
+  // new_rows_s.
+  StepCost step_cost(const StepShape& shape, bool breakdown = false, bool new_rows = false) const;
+  // Whether the step runs its kernels eagerly (any step with prefill, or every step when eager):
+  // only those meet cuBLAS's per-shape algorithm choice; a graph replay does not.
+  bool eager_forward(const StepShape& shape) const {
+    return (eager_ || shape.prefill_tokens > 0) && shape.prefill_tokens + shape.decode_tokens > 0;
+  }
   bool eager() const { return eager_; }
   const CostParams& params() const { return params_; }
 
@@ -110,7 +138,8 @@ class CostModel {
 
 class SimExecutor : public Executor {
  public:
-  explicit SimExecutor(CostModel model) : model_(std::move(model)) {}
+  explicit SimExecutor(CostModel model, RowHistory rows = {})
+      : model_(std::move(model)), rows_(std::move(rows)) {}
   std::string backend() const override { return "sim"; }
   bool real_tokens() const override { return false; }
   StepResult execute(const StepPlan& plan) override;
@@ -118,6 +147,7 @@ class SimExecutor : public Executor {
 
  private:
   CostModel model_;
+  RowHistory rows_;
 };
 
 }  // namespace twinfer

@@ -6,7 +6,10 @@ namespace twinfer {
 
 StepResult SimExecutor::execute(const StepPlan& plan) {
   StepResult r;
-  r.duration_s = model_.step_cost(plan).total_s;
+  const StepShape shape = StepShape::of(plan);
+  const bool fresh = model_.eager_forward(shape) &&
+                     rows_.first_use(shape.prefill_tokens + shape.decode_tokens);
+  r.duration_s = model_.step_cost(shape, false, fresh).total_s;
   return r;
 }
 

@@ -35,6 +35,7 @@ CostParams truth() {
   p.gemv_bw_eff = 0.74;
   p.attn_small_bw_eff = 0.47;
   p.gemm_half_rows = 90;
+  p.new_rows_s = 1.5e-3;
   return p;
 }
 
@@ -191,6 +192,8 @@ TEST_CASE("fitting simulated runs recovers the profile they ran under", "[fideli
   CHECK(fit.params.gemv_bw_eff == Approx(want.gemv_bw_eff).epsilon(0.05));
   CHECK(fit.params.attn_small_bw_eff == Approx(want.attn_small_bw_eff).epsilon(0.1));
   CHECK(fit.params.gemm_half_rows == Approx(want.gemm_half_rows).epsilon(0.15));
+  // The first eager forward at each token count (the runs' RowHistory, rebuilt from the shapes).
+  CHECK(fit.params.new_rows_s == Approx(want.new_rows_s).epsilon(0.1));
   // Per-step constants: a graph step pays step_cpu_s + graph_launch_s, an eager one
   // step_cpu_s + kernels * kernel_launch_s; only those sums are pinned.
   const double kernels = want.kernels_per_layer * 32 + 4;

@@ -285,3 +285,38 @@ TEST_CASE("SimExecutor returns the cost model's step time", "[cost]") {
   CHECK(r.duration_s > 0);
   CHECK(r.sampled.empty());
 }
+
+TEST_CASE("the first eager forward at a token count pays new_rows_s", "[cost]") {
+  // Graph mode warms the capture sizes (1, 2, 4, 8, 16, ..., max_num_seqs) and max_tokens.
+  RowHistory graphs(false, 20, 8192);
+  CHECK_FALSE(graphs.first_use(4));
+  CHECK_FALSE(graphs.first_use(16));
+  CHECK_FALSE(graphs.first_use(20));
+  CHECK_FALSE(graphs.first_use(8192));
+  CHECK(graphs.first_use(24));   // above max_num_seqs: never captured
+  CHECK_FALSE(graphs.first_use(24));
+  CHECK(graphs.first_use(3));
+  CHECK(graphs.first_use(100000));  // grows on demand
+  RowHistory eager(true, 20, 2048);
+  CHECK(eager.first_use(4));
+  CHECK_FALSE(eager.first_use(2048));
+
+  CostParams p;
+  p.new_rows_s = 2e-3;
+  const StepShape pre = StepShape::of(plan_of({prefill(1, 300, 0, true)}));
+  const StepShape dec = StepShape::of(plan_of({decode(1, 100), decode(2, 50)}));
+  const CostModel g = make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p);
+  const CostModel e = make("llama-3-8b", "h100-sxm", 1, true, DType::bf16, p);
+  CHECK(g.step_cost(pre, false, true).total_s == Approx(g.step_cost(pre).total_s + 2e-3));
+  // A graph replay makes no cuBLAS calls: nothing to pay.
+  CHECK_FALSE(g.eager_forward(dec));
+  CHECK(g.step_cost(dec, false, true).total_s == g.step_cost(dec).total_s);
+  CHECK(e.eager_forward(dec));
+  CHECK(e.step_cost(dec, false, true).total_s == Approx(e.step_cost(dec).total_s + 2e-3));
+
+  // The simulator remembers: the second prefill of 300 tokens costs the plain step time.
+  SimExecutor ex(make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p));
+  const StepPlan pp = plan_of({prefill(1, 300, 0, true)});
+  CHECK(ex.execute(pp).duration_s == Approx(g.step_cost(pre).total_s + 2e-3));
+  CHECK(ex.execute(pp).duration_s == g.step_cost(pre).total_s);
+}

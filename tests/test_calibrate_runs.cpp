@@ -113,6 +113,20 @@ std::string read(const fs::path& p) {
   return ss.str();
 }
 
+// Writes truth() as an H100 profile for the test model into dir/P.json; returns its path.
+std::string save_truth_profile(const fs::path& dir) {
+  HwProfile prof;
+  prof.twinfer_version = twinfer_version();
+  prof.model = ModelFingerprint::of(setup().model);
+  prof.gpu = "h100-sxm";
+  prof.kv_cache_dtype = "bf16";
+  prof.created = utc_timestamp_now();
+  prof.params = truth();
+  const std::string path = (dir / "P.json").string();
+  prof.save(path);
+  return path;
+}
+
 }  // namespace
 
 TEST_CASE("a step's shape re-costs it exactly", "[fidelity]") {
@@ -148,15 +162,7 @@ TEST_CASE("a step's shape re-costs it exactly", "[fidelity]") {
 TEST_CASE("fitting simulated runs recovers the profile they ran under", "[fidelity]") {
   const fs::path dir = scratch("recover");
   const CalibSetup s = setup();
-  HwProfile prof;
-  prof.twinfer_version = twinfer_version();
-  prof.model = ModelFingerprint::of(s.model);
-  prof.gpu = "h100-sxm";
-  prof.kv_cache_dtype = "bf16";
-  prof.created = utc_timestamp_now();
-  prof.params = truth();
-  const std::string path = (dir / "P.json").string();
-  prof.save(path);
+  const std::string path = save_truth_profile(dir);
   const std::vector<std::string> dirs = simulate_runs(dir, path);
 
   std::vector<RunSteps> runs;
@@ -219,15 +225,7 @@ TEST_CASE("the report groups steps by kind and finds a wrong term", "[fidelity]"
   // Runs simulated under truth(), reported under a profile whose fp8 attention is 2x faster:
   // only the fp8 run's decode groups move, under-predicted.
   const fs::path dir = scratch("report");
-  HwProfile prof;
-  prof.twinfer_version = twinfer_version();
-  prof.model = ModelFingerprint::of(setup().model);
-  prof.gpu = "h100-sxm";
-  prof.kv_cache_dtype = "bf16";
-  prof.created = utc_timestamp_now();
-  prof.params = truth();
-  const std::string path = (dir / "P.json").string();
-  prof.save(path);
+  const std::string path = save_truth_profile(dir);
   std::vector<RunSteps> runs;
   for (const std::string& d : simulate_runs(dir, path)) runs.push_back(load_run_steps(d));
   const CalibSetup cs = common_setup(runs);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/bf16_vec.cuh"
 #include "kernels/ops.h"
 
 namespace twinfer::cuda::attn {
@@ -24,16 +25,8 @@ __device__ __forceinline__ int64_t kv_offset(const int32_t* table, int t, int bl
   return (slot * n_kv_heads + h) * head_dim;
 }
 
-// Converts 8 bf16 packed in a uint4 to fp32.
-__device__ __forceinline__ void bf16x8_to_f32(const uint4& u, float* out) {
-  const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(p[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
+// Converts 8 bf16 packed in a uint4 to fp32 (the shared unpack8).
+__device__ __forceinline__ void bf16x8_to_f32(const uint4& u, float* out) { unpack8(u, out); }
 
 // Converts 4 fp8 e4m3 packed in a uint32 to fp32 (unscaled), lowest byte first.
 __device__ __forceinline__ void fp8x4_to_f32(uint32_t w, float* out) {

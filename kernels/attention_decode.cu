@@ -14,8 +14,12 @@
 // weights exp(max_p - max). The grid depends only on host values (graph-capturable); CTAs past a
 // sequence's length exit at once. context_len 0 writes zeros (partition 0).
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/attention_common.cuh"
+#include "kernels/attention_decode_impl.h"
 #include "kernels/lab/attention_lab.h"
 #include "kernels/pdl.cuh"
 
@@ -36,11 +40,8 @@ constexpr int kUnrollFor = sizeof(T) == 1 ? 8 : 4;
 constexpr int kSmallPartition = 64;
 constexpr int kSmallBatch = 8;
 
-// Workspace layout: acc [B, n_heads, P, D] floats, then (max, sum) [B, n_heads, P, 2] floats.
-struct Workspace {
-  float* acc;
-  float* ml;
-};
+using decode_impl::DecodeArgs;
+using decode_impl::Workspace;
 
 template <class T, int D, int GM, int kP>
 __global__ __launch_bounds__(kThreads) void decode_split_kernel(
@@ -235,20 +236,21 @@ int num_partitions(int max_context, int part_size) {
   return (std::max(max_context, 0) + part_size - 1) / part_size;
 }
 
-struct DecodeArgs {
-  const bf16* q;
-  int q_stride, B;
-  const int32_t* context_lens;
-  const int32_t* block_tables;
-  int mbps;
-  const PagedKV* kv;
-  int n_heads;
-  float scale;
-  int max_context, part_size, num_parts;
-  Workspace ws;
-  bf16* out;
-  cudaStream_t s;
-};
+// Measurement switch (docs/gpu.md): TWINFER_ATTN_DECODE=cuda_core runs the CUDA-core kernel
+// with its separate combine kernel instead of the tensor-core one.
+// Tests pin it with lab::set_decode_attention_tensor_cores.
+std::atomic<int> g_tensor_cores{-1};  // -1: from the environment
+bool tensor_core_decode() {
+  int v = g_tensor_cores.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("TWINFER_ATTN_DECODE");
+    if (!e || !std::strcmp(e, "mma")) v = 1;
+    else if (!std::strcmp(e, "cuda_core")) v = 0;
+    else throw CudaError(std::string("TWINFER_ATTN_DECODE=") + e + ": expected mma or cuda_core");
+    g_tensor_cores.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
 
 template <class T, int D, int GM>
 void launch_split(const DecodeArgs& a) {
@@ -292,13 +294,20 @@ bool launch_split_d(const DecodeArgs& a) {
 
 }  // namespace
 
+namespace lab {
+void set_decode_attention_tensor_cores(bool on) { g_tensor_cores.store(on ? 1 : 0); }
+}  // namespace lab
+
+size_t decode_attention_counter_bytes(int n_heads) { return decode_impl::counter_bytes(n_heads); }
+
 size_t decode_attention_workspace_bytes(int B, int n_heads, int head_dim, int max_context) {
   // The largest of the two regimes: B sequences in big partitions, or up to kSmallBatch in
   // small ones (a workspace sized for B serves every batch up to B).
   const int small_b = std::min(std::max(B, 0), kSmallBatch);
   const size_t rows = std::max(size_t(std::max(B, 0)) * num_partitions(max_context, kDecodePartition),
                                size_t(small_b) * num_partitions(max_context, kSmallPartition));
-  return rows * size_t(std::max(n_heads, 0)) * (size_t(std::max(head_dim, 0)) + 2) * sizeof(float);
+  return decode_impl::counter_bytes(n_heads) +
+         rows * size_t(std::max(n_heads, 0)) * (size_t(std::max(head_dim, 0)) + 2) * sizeof(float);
 }
 
 void paged_decode_attention(const bf16* q, int q_stride, int B, const int32_t* context_lens,
@@ -319,11 +328,16 @@ void paged_decode_attention(const bf16* q, int q_stride, int B, const int32_t* c
          std::to_string(12 * 1024 * part_size) + " at batch " + std::to_string(B));
   if (num_parts > 1 && !workspace)
     fail("workspace is null; it needs decode_attention_workspace_bytes() bytes");
-  float* wsf = static_cast<float*>(workspace);
+  unsigned* counters = static_cast<unsigned*>(workspace);
+  float* wsf = workspace ? reinterpret_cast<float*>(static_cast<char*>(workspace) +
+                                                     decode_impl::counter_bytes(n_heads))
+                         : nullptr;
   const size_t acc_floats = size_t(B) * n_heads * num_parts * kv.head_dim;
   const DecodeArgs a{q, q_stride, B, context_lens, block_tables, max_blocks_per_seq, &kv,
                      n_heads, scale, max_context, part_size, num_parts,
-                     Workspace{wsf, wsf ? wsf + acc_floats : nullptr}, out, s};
+                     Workspace{wsf, wsf ? wsf + acc_floats : nullptr, counters}, out, s};
+  if (tensor_core_decode() && B <= decode_impl::kCounterSeqs && decode_impl::launch_decode_mma(a))
+    return;
   const bool tiled = kv.dtype == KvDtype::bf16 ? launch_split_d<bf16>(a) : launch_split_d<fp8>(a);
   if (!tiled) {  // head_dim not a power of two: the generic per-head kernel
     lab::paged_decode_attention_v1(q, q_stride, B, context_lens, block_tables, max_blocks_per_seq,

@@ -105,6 +105,10 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
   if (opt_.keep_logits) kept_logits_ = static_cast<float*>(alloc(S * V * 4));
   attn_ws_ = alloc(decode_attention_workspace_bytes(opt_.max_num_seqs, static_cast<int>(s.num_heads),
                                                     static_cast<int>(s.head_dim), opt_.max_model_len));
+  // The split-K arrival counters at its start must begin at zero (the kernel keeps them so).
+  TWINFER_CUDA_CHECK(cudaMemset(attn_ws_, 0,
+                                decode_attention_workspace_bytes(opt_.max_num_seqs, static_cast<int>(s.num_heads),
+                                                                 static_cast<int>(s.head_dim), opt_.max_model_len)));
 
   // The fused small-step GEMVs need 16-byte aligned activations, weights and norm weights.
   auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };

@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -80,9 +81,12 @@ void rope_kv_write(bf16* qkv, const bf16* bias, int T, const int32_t* positions,
 // block_tables [B, max_blocks_per_seq] int32. Split-K over partitions of kDecodePartition
 // tokens (64 when B <= 8, so small batches still spread over the SMs): the grid covers max_context (a host bound, e.g. max_model_len, so a captured graph serves any
 // length up to it); partitions past a sequence's length exit at once. `workspace` holds the
-// partial results: decode_attention_workspace_bytes() bytes.
+// partial results and the split-K arrival counters: decode_attention_workspace_bytes() bytes,
+// zero-filled once before first use (cudaMemset; the kernel leaves the counters at zero).
 constexpr int kDecodePartition = 512;
 size_t decode_attention_workspace_bytes(int B, int n_heads, int head_dim, int max_context);
+// The leading bytes of that workspace that hold the counters (the rest may hold anything).
+size_t decode_attention_counter_bytes(int n_heads);
 void paged_decode_attention(const bf16* q, int q_stride, int B, const int32_t* context_lens,
                             const int32_t* block_tables, int max_blocks_per_seq, PagedKV kv,
                             int n_heads, float scale, int max_context, void* workspace,
@@ -116,8 +120,13 @@ class Gemm {
   // ran at 442, 591 and 1,159 tok/s with 2 here against 398, 532 and 694 with 8 (H100, one run;
   // docs/performance.md). `twinfer_bench gemm_small_t` compares the kernels per shape.
   int gemv_max_rows = 2;
+  // Large T through cuBLASLt with a cached per-shape plan instead of cublasGemmEx.
+  bool use_lt = false;
 
  private:
+  struct LtPlans;
+  void run_cublas(const bf16* x, int T, int in, const bf16* W, int out, void* y, int ytype);
+  std::unique_ptr<LtPlans> lt_;
   void* handle_ = nullptr;  // cublasHandle_t
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;

@@ -26,7 +26,10 @@ constexpr int kHeads = 32, kKvHeads = 8, kDim = 128, kBlock = 16;
 template <class T>
 struct Buf {
   T* p = nullptr;
-  explicit Buf(size_t n) { TWINFER_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T))); }
+  explicit Buf(size_t n) {
+    TWINFER_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)));
+    TWINFER_CUDA_CHECK(cudaMemset(p, 0, std::max<size_t>(n, 1) * sizeof(T)));  // workspaces start at 0
+  }
   ~Buf() { cudaFree(p); }
   Buf(const Buf&) = delete;
   Buf& operator=(const Buf&) = delete;
@@ -173,7 +176,8 @@ int register_all() {
     const std::string ver = fast ? "fast" : "v1";
     for (KvDtype dt : {KvDtype::bf16, KvDtype::fp8_e4m3}) {
       const std::string d = dt == KvDtype::bf16 ? "bf16" : "fp8";
-      for (auto [B, ctx] : {std::pair{64, 4096}, std::pair{1, 4096}, std::pair{32, 1024}})
+      for (auto [B, ctx] : {std::pair{64, 4096}, std::pair{1, 4096}, std::pair{32, 1024}, std::pair{1, 256},
+                             std::pair{256, 1152}})
         benchmark::RegisterBenchmark(
             ("attention_decode/" + ver + "/" + d + "/B" + std::to_string(B) + "_ctx" +
              std::to_string(ctx)).c_str(),

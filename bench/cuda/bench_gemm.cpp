@@ -20,8 +20,8 @@ constexpr Shape kShapes[] = {{"o_proj", 4096, 4096},   {"qkv", 6144, 4096},
                              {"down", 4096, 14336},    {"gate_up", 28672, 4096},
                              {"lm_head", 128256, 4096}, {"square", 8192, 8192}};
 
-enum Impl { kCublas = 0, kGemvV2 = 1, kGemvV1 = 2 };
-constexpr const char* kImplName[] = {"cublas", "gemv_v2", "gemv_v1"};
+enum Impl { kCublas = 0, kGemvV2 = 1, kGemvV1 = 2, kCublasLt = 3 };
+constexpr const char* kImplName[] = {"cublas", "gemv_v2", "gemv_v1", "cublaslt"};
 
 // Args: shape index, T, impl.
 void BM_Gemm(benchmark::State& state) {
@@ -35,7 +35,8 @@ void BM_Gemm(benchmark::State& state) {
   cuda::fill_normal(W.p, wn * copies, 0.02f, 1, nullptr);
   cuda::fill_normal(x.p, size_t(T) * sh.in, 1.f, 2, nullptr);
   cuda::Gemm gemm;
-  gemm.gemv_max_rows = impl == kCublas ? 0 : 1 << 30;
+  gemm.gemv_max_rows = impl == kCublas || impl == kCublasLt ? 0 : 1 << 30;
+  gemm.use_lt = impl == kCublasLt;
   const int reps = copies < 4 ? 4 : copies;
   time_launches(state, reps, [&](int i) {
     const bf16* w = W.p + (i % copies) * wn;
@@ -58,9 +59,15 @@ void small_t_args(benchmark::internal::Benchmark* b) {
       if (T == 1 || T == 8) b->Args({s, T, kGemvV1});
     }
 }
+// Prefill and mixed-step sizes (offline serving runs steps of ~2,000 tokens, chunked prefill up to
+// the 8,192-token budget), cublasGemmEx against cuBLASLt with the heuristic's first algorithm.
 void large_t_args(benchmark::internal::Benchmark* b) {
-  for (int s = 0; s < 5; ++s) b->Args({s, 4096, kCublas});
-  b->Args({5, 8192, kCublas});
+  for (int impl : {kCublas, kCublasLt}) {
+    for (int s = 0; s < 4; ++s)
+      for (int T : {512, 2048, 4096, 8192}) b->Args({s, T, impl});
+    b->Args({4, 4096, impl});
+    b->Args({5, 8192, impl});
+  }
 }
 
 }  // namespace

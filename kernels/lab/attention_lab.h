@@ -15,6 +15,10 @@ void paged_decode_attention_v1(const bf16* q, int q_stride, int B, const int32_t
                                int n_heads, float scale, int max_context, bf16* out,
                                cudaStream_t s);
 
+// The fast decode launcher's kernel for head_dim 64 and 128: tensor cores (the default) or the
+// CUDA-core split kernel with its separate combine (TWINFER_ATTN_DECODE=cuda_core).
+void set_decode_attention_tensor_cores(bool on);
+
 // Prefill, v1: grid (ceil(max_q_len / 4), n_heads, S), one warp per query row.
 void paged_prefill_attention_v1(const bf16* q, int q_stride, int S, const int32_t* q_start,
                                 const int32_t* ctx_after, const int32_t* block_tables,

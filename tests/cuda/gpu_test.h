@@ -51,6 +51,7 @@ struct DevBuf {
   }
   // Poisons the buffer (0xFF bytes: NaN for floats and bf16) so unwritten outputs show.
   void poison() { TWINFER_CUDA_CHECK(cudaMemset(p, 0xFF, n * sizeof(T))); }
+  void zero() { TWINFER_CUDA_CHECK(cudaMemset(p, 0, n * sizeof(T))); }
 };
 
 }  // namespace twinfer::test

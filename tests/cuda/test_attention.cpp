@@ -196,7 +196,8 @@ struct DecodeCase {
   std::vector<int> lens;
 };
 
-enum class Impl { fast, v1 };
+enum class Impl { fast, cuda_core, v1 };
+const char* impl_name(Impl i) { return i == Impl::fast ? " fast" : i == Impl::cuda_core ? " cuda-core" : " v1"; }
 
 void run_decode_case(const DecodeCase& dc, Impl impl, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -226,11 +227,14 @@ void run_decode_case(const DecodeCase& dc, Impl impl, uint32_t seed) {
   DevBuf<bf16> out(size_t(B) * row_len);
   out.poison();
   DevBuf<uint8_t> ws(decode_attention_workspace_bytes(B, dc.n_heads, dc.D, max_context));
-  ws.poison();
-  if (impl == Impl::fast)
+  ws.poison();  // partials never written must not be read; the counters must start at zero
+  TWINFER_CUDA_CHECK(cudaMemset(ws.p, 0, decode_attention_counter_bytes(dc.n_heads)));
+  if (impl != Impl::v1) {
+    lab::set_decode_attention_tensor_cores(impl == Impl::fast);
     paged_decode_attention(q.dev->p, q_stride, B, lens.p, c.dtable->p, c.mbps, c.kv(), dc.n_heads,
                            scale, max_context, ws.p, out.p, nullptr);
-  else
+    lab::set_decode_attention_tensor_cores(true);
+  } else
     lab::paged_decode_attention_v1(q.dev->p, q_stride, B, lens.p, c.dtable->p, c.mbps, c.kv(),
                                    dc.n_heads, scale, max_context, out.p, nullptr);
   TWINFER_CUDA_CHECK(cudaDeviceSynchronize());
@@ -262,9 +266,9 @@ TEST_CASE("paged decode attention matches the fp64 reference", "[gpu][attention]
   TWINFER_REQUIRE_GPU();
   uint32_t seed = 1;
   for (const DecodeCase& dc : decode_cases()) {
-    for (Impl impl : {Impl::fast, Impl::v1}) {
+    for (Impl impl : {Impl::fast, Impl::cuda_core, Impl::v1}) {
       INFO("heads " << dc.n_heads << "/" << dc.n_kv << " D " << dc.D << " block " << dc.bs << " "
-                    << dt_name(dc.dt) << (impl == Impl::fast ? " fast" : " v1"));
+                    << dt_name(dc.dt) << impl_name(impl));
       run_decode_case(dc, impl, seed++);
     }
   }
@@ -360,6 +364,7 @@ TEST_CASE("paged decode attention replays from a CUDA graph with new lengths",
   DevBuf<int32_t> lens(B);
   DevBuf<bf16> out(size_t(B) * n_heads * D);
   DevBuf<uint8_t> ws(decode_attention_workspace_bytes(B, n_heads, D, max_context));
+  ws.zero();
   cudaStream_t st;
   TWINFER_CUDA_CHECK(cudaStreamCreate(&st));
   cudaGraph_t graph;

@@ -41,6 +41,7 @@ struct Chain {
     for (DevBuf<bf16>* b : {&table, &wn1, &wn2, &kc, &vc})
       cuda::fill_normal(b->p, b->n, 1.f, seed++, nullptr);
     for (DevBuf<bf16>* b : {&wqkv, &wo, &wgu, &wd}) cuda::fill_normal(b->p, b->n, 0.05f, seed++, nullptr);
+    ws.zero();
     TWINFER_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<int32_t> lens = {1, 700, 1100};  // 1, 2 and 3 partitions of 512
     std::vector<int32_t> hids(kB), hpos(kB), hbt(size_t(kB) * kMbps), hrows(kB);

@@ -227,8 +227,12 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
       kept.push_back(r.samples[static_cast<size_t>(static_cast<double>(k) * stride)]);
     r.samples = std::move(kept);
   }
-  const double w = 1.0 / static_cast<double>(r.samples.size());
-  for (StepSample& x : r.samples) x.weight = w;
+  if (!(opt.time_weight >= 0 && opt.time_weight <= 1))
+    throw bad("time weight " + std::to_string(opt.time_weight) + ": expected a value in [0, 1]");
+  double kept_time = 0;
+  for (const StepSample& x : r.samples) kept_time += x.wall_s;
+  const double even = (1 - opt.time_weight) / static_cast<double>(r.samples.size());
+  for (StepSample& x : r.samples) x.weight = even + opt.time_weight * x.wall_s / kept_time;
   r.gaps = static_cast<int64_t>(gaps.size());
   r.gap_mean_s = gaps.empty() ? 0 : sum_gap / static_cast<double>(gaps.size());
   r.gap_median_s = median_of(std::move(gaps));

@@ -91,6 +91,7 @@ struct StepSample {
   double wall_s = 0;             // measured: step duration plus the host gap before the next
   double weight = 1;             // share in the objective (runs are weighted equally)
   bool new_rows = false;         // first eager forward at its token count (new_rows_s)
+  int32_t new_rows_ordinal = 0;  // when new_rows: how many new counts the run met before
 };
 
 struct FitResult {

@@ -194,6 +194,7 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
     s.block_size = sh.nonneg<int32_t>(s_bs);
     x.eager = eager;
     x.kv_dtype = r.kv_dtype;
+    x.new_rows_ordinal = rows.fresh_count();
     x.new_rows = (eager || s.prefill_tokens > 0) && s.prefill_tokens + s.decode_tokens > 0 &&
                  rows.first_use(s.prefill_tokens + s.decode_tokens);
     all.push_back(x);

@@ -24,7 +24,7 @@ struct RunStepOptions {
   // times the step's share of the run's summed measured time. 0 weighs every step alike, so a
   // run's few long prefills lose to its thousands of decode steps; 1 weighs each step by the
   // time it takes, which is what throughput and latencies (sums of step times) see.
-  double time_weight = 0;
+  double time_weight = 1;
 };
 
 struct RunSteps {

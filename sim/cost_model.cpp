@@ -89,6 +89,10 @@ bool RowHistory::first_use(int32_t rows) {
   if (seen_[r]) return false;
   seen_[r] = 1;
   ++fresh_;
+  const size_t b = r == 0 ? 0 : (r - 1) / kRowBand;
+  if (b >= band_seen_.size()) band_seen_.resize(std::max<size_t>(b + 1, 2 * band_seen_.size()), 0);
+  last_band_ = !band_seen_[b];
+  band_seen_[b] = 1;
   return true;
 }
 
@@ -134,7 +138,7 @@ double CostModel::new_rows_cost(int32_t new_rows_ordinal) const {
 }
 
 StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_rows,
-                              int32_t new_rows_ordinal) const {
+                              int32_t new_rows_ordinal, bool new_band) const {
   const ModelSpec& m = model_;
   const CostParams& p = params_;
   StepCost out;
@@ -296,7 +300,8 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_r
     }
   }
   double cpu = p.step_cpu_s + p.per_seq_cpu_s * static_cast<double>(shape.num_seqs);
-  if (new_rows && eager_forward(shape)) cpu += new_rows_cost(new_rows_ordinal);
+  if (new_rows && eager_forward(shape))
+    cpu += new_rows_cost(new_rows_ordinal) + (new_band ? p.new_band_s : 0.0);
   out.overhead_s = launch + cpu;
   if (breakdown) {
     out.ops.push_back(OpCost{"launch", 0, 0, launch});

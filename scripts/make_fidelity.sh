@@ -8,7 +8,8 @@
 #    adding runs.
 #   scripts/make_fidelity.sh [BASE]   (default profiles/h100-llama-3-8b.json)
 # FIDELITY_RUNS, FIDELITY_PROFILE_OUT and FIDELITY_MD redirect the run folder, the fitted profile
-# and the report (a dry run on simulated runs: see docs/cost-model.md).
+# and the report (a dry run on simulated runs: see docs/cost-model.md); FIDELITY_FIT_ARGS adds
+# options to the fit (e.g. "--time-weight 0" to compare with the unweighted objective).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 T=${TWINFER:-$ROOT/build/twinfer}

@@ -70,6 +70,7 @@ int calibrate_from_runs(const po::variables_map& vm, const std::string& out) {
   RunStepOptions ro;
   ro.gap_cap_s = vm["gap-cap-us"].as<double>() * 1e-6;
   ro.max_steps = vm["max-steps"].as<int64_t>();
+  ro.time_weight = vm["time-weight"].as<double>();
   std::vector<RunSteps> runs;
   for (const std::string& dir : vm["from-runs"].as<std::vector<std::string>>())
     runs.push_back(load_run_steps(dir, ro));
@@ -195,6 +196,9 @@ int cmd_calibrate(const std::vector<std::string>& args) {
       "no-op-anchor", "--from-runs: ignore BASE's per-op device times (fit on step times only)")(
       "max-steps", po::value<int64_t>()->default_value(1000),
       "--from-runs: steps per run entering the fit, evenly strided (0: all)")(
+      "time-weight", po::value<double>()->default_value(1.0),
+      "--from-runs: 0..1, how much each step weighs by its share of the run's time (0: every "
+      "step alike)")(
       "gap-cap-us", po::value<double>()->default_value(1000.0),
       "--from-runs: host gaps between steps up to this long count into the step before")(
       "report", po::value<std::string>()->value_name("FILE"),

@@ -8,7 +8,8 @@
 #    adding runs.
 #   scripts/make_fidelity.sh [BASE]   (default profiles/h100-llama-3-8b.json)
 # FIDELITY_RUNS, FIDELITY_PROFILE_OUT and FIDELITY_MD redirect the run folder, the fitted profile
-# and the report (a dry run on simulated runs: see docs/cost-model.md).
+# and the report (a dry run on simulated runs: see docs/cost-model.md); FIDELITY_FIT_ARGS adds
+# options to the fit (e.g. "--time-weight 0" to compare with the unweighted objective).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 T=${TWINFER:-$ROOT/build/twinfer}
@@ -19,6 +20,7 @@ FITTED=${FIDELITY_PROFILE_OUT:-$ROOT/profiles/h100-llama-3-8b-runs.json}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 md=${FIDELITY_MD:-$ROOT/papers/fidelity.md}
+FIT_ARGS=${FIDELITY_FIT_ARGS:-}
 
 mapfile -t cal_names < <(grep -v '^\s*#' "$LIST" | sed '/^\s*$/d')
 is_cal() { local n; for n in "${cal_names[@]}"; do [ "$n" = "$1" ] && return 0; done; return 1; }
@@ -33,7 +35,7 @@ for run in "$RUNS"/*/; do
   n=$(basename "$run")
   [ -f "$run/step_shapes.csv" ] && ! is_cal "$n" && rep_dirs+=("${run%/}")
 done
-"$T" calibrate --from-runs "${cal_dirs[@]}" --hw-profile "$BASE" --out "$FITTED" \
+"$T" calibrate --from-runs "${cal_dirs[@]}" --hw-profile "$BASE" --out "$FITTED" $FIT_ARGS \
   --report "$TMP/steps.txt" ${rep_dirs[@]:+--report-runs "${rep_dirs[@]}"} > "$TMP/fit.txt"
 PROFILE=$FITTED
 

@@ -91,6 +91,8 @@ struct StepSample {
   double wall_s = 0;             // measured: step duration plus the host gap before the next
   double weight = 1;             // share in the objective (runs are weighted equally)
   bool new_rows = false;         // first eager forward at its token count (new_rows_s)
+  int32_t new_rows_ordinal = 0;  // when new_rows: how many new counts the run met before
+  bool new_band = false;         // when new_rows: also the first count in its band (new_band_s)
 };
 
 struct FitResult {

@@ -194,8 +194,10 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
     s.block_size = sh.nonneg<int32_t>(s_bs);
     x.eager = eager;
     x.kv_dtype = r.kv_dtype;
+    x.new_rows_ordinal = rows.fresh_count();
     x.new_rows = (eager || s.prefill_tokens > 0) && s.prefill_tokens + s.decode_tokens > 0 &&
                  rows.first_use(s.prefill_tokens + s.decode_tokens);
+    x.new_band = x.new_rows && rows.last_new_band();
     all.push_back(x);
   }
   if (sh.next()) throw bad(sh.where() + ": more rows than steps.csv");
@@ -227,8 +229,12 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
       kept.push_back(r.samples[static_cast<size_t>(static_cast<double>(k) * stride)]);
     r.samples = std::move(kept);
   }
-  const double w = 1.0 / static_cast<double>(r.samples.size());
-  for (StepSample& x : r.samples) x.weight = w;
+  if (!(opt.time_weight >= 0 && opt.time_weight <= 1))
+    throw bad("time weight " + std::to_string(opt.time_weight) + ": expected a value in [0, 1]");
+  double kept_time = 0;
+  for (const StepSample& x : r.samples) kept_time += x.wall_s;
+  const double even = (1 - opt.time_weight) / static_cast<double>(r.samples.size());
+  for (StepSample& x : r.samples) x.weight = even + opt.time_weight * x.wall_s / kept_time;
   r.gaps = static_cast<int64_t>(gaps.size());
   r.gap_mean_s = gaps.empty() ? 0 : sum_gap / static_cast<double>(gaps.size());
   r.gap_median_s = median_of(std::move(gaps));

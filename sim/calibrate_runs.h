@@ -20,6 +20,11 @@ struct RunStepOptions {
   // At most this many steps per run enter the fit, evenly strided (0: all): the search
   // evaluates the objective thousands of times, and 1,000 steps already pin a run.
   int64_t max_steps = 1000;
+  // How the run's steps share its unit weight: (1 - time_weight) / n each, plus time_weight
+  // times the step's share of the run's summed measured time. 0 weighs every step alike, so a
+  // run's few long prefills lose to its thousands of decode steps; 1 weighs each step by the
+  // time it takes, which is what throughput and latencies (sums of step times) see.
+  double time_weight = 1;
 };
 
 struct RunSteps {

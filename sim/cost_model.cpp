@@ -79,6 +79,7 @@ RowHistory::RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens) {
     warm(cap);
   }
   if (max_tokens > 0) first_use(max_tokens);
+  fresh_ = 0;
 }
 
 bool RowHistory::first_use(int32_t rows) {
@@ -87,6 +88,11 @@ bool RowHistory::first_use(int32_t rows) {
   if (r >= seen_.size()) seen_.resize(std::max<size_t>(r + 1, 2 * seen_.size()), 0);
   if (seen_[r]) return false;
   seen_[r] = 1;
+  ++fresh_;
+  const size_t b = r == 0 ? 0 : (r - 1) / kRowBand;
+  if (b >= band_seen_.size()) band_seen_.resize(std::max<size_t>(b + 1, 2 * band_seen_.size()), 0);
+  last_band_ = !band_seen_[b];
+  band_seen_[b] = 1;
   return true;
 }
 
@@ -123,7 +129,16 @@ StepCost CostModel::step_cost(const StepPlan& plan, bool breakdown) const {
   return step_cost(StepShape::of(plan), breakdown);
 }
 
-StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_rows) const {
+double CostModel::new_rows_cost(int32_t new_rows_ordinal) const {
+  const CostParams& p = params_;
+  double s = p.new_rows_s;
+  if (p.new_rows_early_s > 0 && p.new_rows_early_n > 0)
+    s += p.new_rows_early_s * std::exp(-static_cast<double>(new_rows_ordinal) / p.new_rows_early_n);
+  return s;
+}
+
+StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_rows,
+                              int32_t new_rows_ordinal, bool new_band) const {
   const ModelSpec& m = model_;
   const CostParams& p = params_;
   StepCost out;
@@ -285,7 +300,8 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_r
     }
   }
   double cpu = p.step_cpu_s + p.per_seq_cpu_s * static_cast<double>(shape.num_seqs);
-  if (new_rows && eager_forward(shape)) cpu += p.new_rows_s;
+  if (new_rows && eager_forward(shape))
+    cpu += new_rows_cost(new_rows_ordinal) + (new_band ? p.new_band_s : 0.0);
   out.overhead_s = launch + cpu;
   if (breakdown) {
     out.ops.push_back(OpCost{"launch", 0, 0, launch});

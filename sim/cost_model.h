@@ -47,6 +47,17 @@ struct CostParams {
   // launches. On the H100 runs a repeated prefill shape lands within 0.5 ms of a smooth fit while
   // a first one takes 1 ms more at the median and 3.4 ms more on average (RowHistory; 0: off).
   double new_rows_s = 0;
+  // On top of new_rows_s, the first new token counts of a process cost much more, decaying with
+  // how many it has already met: the k-th new count (k = 0, 1, ... after the warm-up ones) adds
+  // new_rows_early_s * exp(-k / new_rows_early_n). The GEMM kernels a new shape picks are loaded
+  // (and their first launch set up) on first use; after a few dozen shapes the set the engine
+  // uses is resident and only the per-shape choice is left. On the H100 runs the first 10 new
+  // counts cost ~9 ms more at the median, the 40th-50th ~1.8 ms, the 100th+ ~1 ms (0: off).
+  double new_rows_early_s = 0;
+  double new_rows_early_n = 32;  // new counts, not seconds (> 0)
+  // On top of new_rows_s, a new token count in a band of kRowBand rows that no earlier forward
+  // touched: cuBLAS picks its kernels by row range, and a kernel's first use loads it (0: off).
+  double new_band_s = 0;
   int kernels_per_layer = 9;  // eager launches per layer (norms, GEMMs, rope, attention, act)
   int gemv_max_rows = 2;      // largest T that takes the GEMV path (kernels/ops.h); 0: none
   int attn_small_max_batch = 8;  // largest decode batch with 64-key partitions; 0: none
@@ -80,6 +91,10 @@ inline constexpr CostParamField kCostParamFields[] = {
     // Rows, not seconds: a count >= 0 like the times (is_efficiency false).
     {"gemm_half_rows", &CostParams::gemm_half_rows, false},
     {"new_rows_s", &CostParams::new_rows_s, false},
+    {"new_rows_early_s", &CostParams::new_rows_early_s, false},
+    // New token counts, not seconds (is_efficiency false).
+    {"new_rows_early_n", &CostParams::new_rows_early_n, false},
+    {"new_band_s", &CostParams::new_band_s, false},
 };
 
 // Which token counts (rows of every GEMM) the engine has already run an eager forward at, for
@@ -92,9 +107,18 @@ class RowHistory {
   RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens);
   // True when this is the first eager forward at `rows` rows; marks the count as seen.
   bool first_use(int32_t rows);
+  // How many first uses there were since construction, the warm-up counts not included: the
+  // ordinal the next new count gets (new_rows_early_s).
+  int32_t fresh_count() const { return fresh_; }
+  // Whether the last first_use() that returned true also met a new band of kRowBand rows.
+  bool last_new_band() const { return last_band_; }
+  static constexpr int32_t kRowBand = 32;
 
  private:
   std::vector<uint8_t> seen_;
+  int32_t fresh_ = 0;
+  std::vector<uint8_t> band_seen_;
+  bool last_band_ = false;
 };
 
 struct OpCost {
@@ -117,8 +141,11 @@ class CostModel {
   // The same cost from the plan's aggregate (StepShape::of(plan) gives an identical result):
   // re-costs a recorded step (step_shapes.csv) without its sequences.
   // new_rows: the step is the first eager forward at its token count (RowHistory), which adds
-  // new_rows_s.
-  StepCost step_cost(const StepShape& shape, bool breakdown = false, bool new_rows = false) const;
+  // new_rows_s, plus new_rows_early_s decayed by its ordinal among the process's new counts.
+  StepCost step_cost(const StepShape& shape, bool breakdown = false, bool new_rows = false,
+                     int32_t new_rows_ordinal = 0, bool new_band = false) const;
+  // The host time a first eager forward at a new token count adds (the new_rows_ordinal-th).
+  double new_rows_cost(int32_t new_rows_ordinal) const;
   // Whether the step runs its kernels eagerly (any step with prefill, or every step when eager):
   // only those meet cuBLAS's per-shape algorithm choice; a graph replay does not.
   bool eager_forward(const StepShape& shape) const {

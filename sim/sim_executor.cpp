@@ -7,9 +7,10 @@ namespace twinfer {
 StepResult SimExecutor::execute(const StepPlan& plan) {
   StepResult r;
   const StepShape shape = StepShape::of(plan);
+  const int32_t ordinal = rows_.fresh_count();
   const bool fresh = model_.eager_forward(shape) &&
                      rows_.first_use(shape.prefill_tokens + shape.decode_tokens);
-  r.duration_s = model_.step_cost(shape, false, fresh).total_s;
+  r.duration_s = model_.step_cost(shape, false, fresh, ordinal, fresh && rows_.last_new_band()).total_s;
   return r;
 }
 

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "sim/cost_model.h"
@@ -319,4 +320,43 @@ TEST_CASE("the first eager forward at a token count pays new_rows_s", "[cost]") 
   const StepPlan pp = plan_of({prefill(1, 300, 0, true)});
   CHECK(ex.execute(pp).duration_s == Approx(g.step_cost(pre).total_s + 2e-3));
   CHECK(ex.execute(pp).duration_s == g.step_cost(pre).total_s);
+}
+
+TEST_CASE("early new token counts and new row bands cost more", "[cost]") {
+  // Ordinals count only first uses after the warm-up counts; bands are kRowBand rows wide and
+  // the warm-up counts mark theirs.
+  RowHistory h(false, 8, 4096);  // warms 1, 2, 4, 8 (band 0) and 4096
+  CHECK(h.fresh_count() == 0);
+  CHECK(h.first_use(20));
+  CHECK_FALSE(h.last_new_band());  // 20 shares band 1..32 with the capture sizes
+  CHECK(h.fresh_count() == 1);
+  CHECK(h.first_use(300));
+  CHECK(h.last_new_band());
+  CHECK_FALSE(h.first_use(300));
+  CHECK(h.fresh_count() == 2);
+  CHECK(h.first_use(301));
+  CHECK_FALSE(h.last_new_band());
+
+  CostParams p;
+  p.new_rows_s = 1e-3;
+  p.new_rows_early_s = 8e-3;
+  p.new_rows_early_n = 10;
+  p.new_band_s = 3e-3;
+  const CostModel g = make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p);
+  const StepShape pre = StepShape::of(plan_of({prefill(1, 300, 0, true)}));
+  const double plain = g.step_cost(pre).total_s;
+  CHECK(g.step_cost(pre, false, true, 0).total_s == Approx(plain + 9e-3));
+  CHECK(g.step_cost(pre, false, true, 10).total_s == Approx(plain + 1e-3 + 8e-3 * std::exp(-1.0)));
+  CHECK(g.step_cost(pre, false, true, 10, true).total_s ==
+        Approx(plain + 4e-3 + 8e-3 * std::exp(-1.0)));
+  CHECK(g.step_cost(pre, false, false, 0, true).total_s == plain);  // not new: nothing extra
+
+  // The simulator: its first new count is ordinal 0 in a new band; a repeat pays nothing.
+  SimExecutor ex(make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p), RowHistory(false, 8, 4096));
+  const StepPlan pp = plan_of({prefill(1, 300, 0, true)});
+  CHECK(ex.execute(pp).duration_s == Approx(plain + 12e-3));
+  CHECK(ex.execute(pp).duration_s == plain);
+  const StepPlan pq = plan_of({prefill(1, 301, 0, true)});
+  CHECK(ex.execute(pq).duration_s ==
+        Approx(g.step_cost(StepShape::of(pq)).total_s + 1e-3 + 8e-3 * std::exp(-0.1)));
 }

@@ -64,12 +64,13 @@ std::unique_ptr<cuda::CudaExecutor> make_cuda_executor(const RunConfig& cfg, con
   ex->allocate_kv(plan.num_gpu_blocks, plan.num_cpu_blocks);
   std::fprintf(stderr,
                "cuda: %s, weights %.2f GiB (%s), reserve %.2f GiB measured, KV pool %d blocks = "
-               "%lld tokens (%s), %zu decode graphs captured in %.1f s%s\n",
+               "%lld tokens (%s), %d GEMM token counts warmed in %.1f s, %zu decode graphs "
+               "captured in %.1f s%s\n",
                cfg.model.c_str(), weight_bytes / (1 << 30),
                ex->model().random ? "random on device" : "loaded",
                reserve / (1 << 30), plan.num_gpu_blocks,
                static_cast<long long>(plan.capacity_tokens), eff.engine.kv_cache_dtype.c_str(),
-               ex->graph_sizes().size(), ex->graph_capture_s(),
+               ex->gemm_shapes_warmed(), ex->gemm_warm_s(), ex->graph_sizes().size(), ex->graph_capture_s(),
                o.enforce_eager ? (profile_ops ? " (op profiling: no graphs)" : " (--enforce-eager)") : "");
   return ex;
 }

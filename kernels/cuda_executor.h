@@ -83,6 +83,9 @@ class CudaExecutor final : public Executor {
   size_t kv_bytes() const { return kv_bytes_; }
   const std::vector<int32_t>& graph_sizes() const { return graph_sizes_; }
   double graph_capture_s() const { return capture_s_; }
+  // GEMM shapes run once at start-up so their first use in a step costs no kernel load.
+  int gemm_shapes_warmed() const { return warmed_shapes_; }
+  double gemm_warm_s() const { return warm_s_; }
   // Raw logits of `id` from the last step in which it sampled (keep_logits only); else empty.
   std::vector<float> last_logits(RequestId id) const;
 
@@ -98,6 +101,8 @@ class CudaExecutor final : public Executor {
   std::vector<Graph> graphs_;
   std::vector<int32_t> graph_sizes_;
   double capture_s_ = 0;
+  int warmed_shapes_ = 0;
+  double warm_s_ = 0;
   StepStats stats_;
   OpProfile prof_[2];
   int prof_kind_ = 0;
@@ -140,6 +145,7 @@ class CudaExecutor final : public Executor {
   // decode rows, then S multi-token sequences; R rows to sample (indices in meta_). Launch only.
   void forward(int T, int D, int S, int max_q_len, int max_context, int R);
   void capture_graphs();
+  void warm_gemms();
   void do_swaps_and_copies(const StepPlan& plan);
 };
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The hardware half of issue #8's fidelity matrix: 14 short `twinfer run`s of the Llama-3-8B shape
+# The hardware half of issue #8's fidelity matrix: 19 short `twinfer run`s of the Llama-3-8B shape
 # (random weights) covering batch sizes, chunked prefill on/off, eager vs CUDA graphs, fp8 KV,
 # memory pressure with recompute and swap preemption, the Azure and Mooncake traces at two rates,
-# and synthetic offline/Poisson load. Each run's trace time is ~10-25 s; the whole matrix takes
-# about 6 minutes on an H100 (start-up included).
+# and synthetic offline/Poisson load. Each run's trace time is ~20-65 s; the whole matrix takes
+# about 12 minutes on an H100 (start-up included): split it with ONLY= to fit a 10-minute slot.
 #
 #   scripts/fidelity_runs.sh BIN_DIR OUT_DIR [TRACE_DIR]
 #     BIN_DIR    folder holding the `twinfer` binary (e.g. .device/bin or build)
@@ -83,6 +83,16 @@ run azure_r4_chunk --workload "$AZURE" --arrival trace --time-scale 0.25 --max-r
 run mooncake_r1    --workload "$MOON" --arrival trace --max-requests 60 --enable-prefix-caching
 run mooncake_r2    --workload "$MOON" --arrival trace --time-scale 0.5 --max-requests 110 \
                    --enable-prefix-caching
+# The five configurations recorded before this matrix (session 2), re-recorded with it so every
+# run reflects the same engine: the repo's trace slices, sampling at temperature 1. The path is
+# relative to the repository root (run the script from there), as the twins replay it from there.
+HEADS=tests/fixtures
+run azure_x1       --workload "$HEADS/azure_conv_head.csv" --arrival trace --temperature 1
+run azure_x4       --workload "$HEADS/azure_conv_head.csv" --arrival trace --time-scale 0.25 --temperature 1
+run mooncake_pc    --workload "$HEADS/mooncake_head.jsonl" --arrival trace --enable-prefix-caching \
+                   --temperature 1
+run syn_graphs     "${SYN[@]}" --arrival offline --num-requests 300 --temperature 1
+run syn_eager      "${SYN[@]}" --arrival offline --num-requests 300 --temperature 1 --enforce-eager
 
 echo "fidelity_runs.sh: $failed failed; runs in $OUT"
 [ "$failed" -eq 0 ]

@@ -26,7 +26,12 @@ run prefill_4096 --num-requests 1 --input-len fixed:4096 --output-len fixed:1 --
 OFF="--max-model-len 4096 --num-requests 1000 --input-len fixed:1024 --output-len fixed:256"
 run offline_greedy $OFF --temperature 0 --max-num-seqs 384 --max-num-batched-tokens 8192 --enable-chunked-prefill
 run offline_temp1 $OFF --max-num-seqs 384 --max-num-batched-tokens 8192 --enable-chunked-prefill
-timeout 120 "$BIN/twinfer_bench" --benchmark_filter='attention_decode/fast/bf16/B64|gemm_large_t/5' \
+# 384 sequences of 1,280 tokens overflow the bf16 pool (~446K tokens) and preempt ~60 times;
+# 320 fit. fp8 KV halves the cache bytes that decode attention reads and doubles the pool.
+run offline_bf16_320 $OFF --temperature 0 --max-num-seqs 320 --max-num-batched-tokens 8192 --enable-chunked-prefill
+run offline_fp8 $OFF --temperature 0 --max-num-seqs 512 --max-num-batched-tokens 8192 --enable-chunked-prefill \
+  --kv-cache-dtype fp8
+timeout 120 "$BIN/twinfer_bench" --benchmark_filter='attention_decode/fast/(bf16|fp8)/B64|gemm_large_t/5/8192/0' \
   --benchmark_min_time=0.2 > "$OUT/kernels.log" 2>&1
 grep -E "attention_decode|gemm_large" "$OUT/kernels.log"
 if python3 -c 'import torch, transformers' 2>/dev/null; then

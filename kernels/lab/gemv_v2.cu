@@ -9,6 +9,7 @@
 //   warps, so it stays L1/L2 resident; no shared-memory staging or __syncthreads needed;
 // - fp32 accumulators acc[R][T] in registers, butterfly shuffle reduction at the end.
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 
@@ -19,7 +20,21 @@
 namespace twinfer::cuda::lab {
 namespace {
 
-constexpr int kThreads = 128;  // 4 warps per block: fine-grained blocks spread evenly over SMs
+constexpr int kThreads = 128;     // default block: 4 warps, fine-grained blocks spread evenly
+constexpr int kMaxThreads = 512;  // the kernel indexes by blockDim.x up to this
+
+// Measurement switch (docs/gpu.md): TWINFER_GEMV_THREADS=128|256|512 sets the block size.
+int gemv_threads() {
+  static const int v = [] {
+    const char* e = std::getenv("TWINFER_GEMV_THREADS");
+    if (!e) return kThreads;
+    const int t = std::atoi(e);
+    if (t != 128 && t != 256 && t != 512)
+      throw CudaError(std::string("TWINFER_GEMV_THREADS=") + e + ": expected 128, 256 or 512");
+    return t;
+  }();
+  return v;
+}
 constexpr int kMaxT = 8;       // rows of x per launch; larger T is chunked
 
 __device__ __forceinline__ uint4 ld_stream(const bf16* p) {
@@ -57,14 +72,14 @@ __device__ __forceinline__ float to_out<float>(float v) { return v; }
 // PDL: the first batch of W loads is issued before pdl_wait() (W is constant), x is read and y
 // written only after it.
 template <int T, int R, class OutT, bool kGateUp, bool kNorm = false, bool kAdd = false>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kMaxThreads)
     kernel_gemv_v2(const bf16* __restrict__ x, int in, const bf16* __restrict__ W, int out,
                    OutT* __restrict__ y, GemvFusion fz) {
   constexpr int U = 8 / R;
   constexpr int RO = kGateUp ? R / 2 : R;  // output columns per warp
   static_assert(!kGateUp || R % 2 == 0, "gate/up pairs need an even R");
   static_assert(!kAdd || std::is_same_v<OutT, bf16>, "the residual is bf16");
-  const int warp = (blockIdx.x * kThreads + threadIdx.x) / 32;
+  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   const int row0 = warp * RO;
   // Only warps past the end leave without waiting; warp 0 always waits, which keeps the
@@ -102,11 +117,11 @@ __global__ void __launch_bounds__(kThreads)
   // and L1/L2 resident) and normalizes x vectors on the fly exactly as rms_norm rounds them.
   [[maybe_unused]] float inv[T];
   if constexpr (kNorm) {
-    __shared__ float s_ss[kThreads / 32][T];
+    __shared__ float s_ss[kMaxThreads / 32][T];
 #pragma unroll
     for (int t = 0; t < T; ++t) {
       float ss = 0.f;
-      for (int v = threadIdx.x; v < nvec; v += kThreads) {
+      for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
         float f[8];
         unpack8(__ldg(reinterpret_cast<const uint4*>(x + int64_t(t) * in) + v), f);
 #pragma unroll
@@ -121,7 +136,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int t = 0; t < T; ++t) {
       float ss = 0.f;
 #pragma unroll
-      for (int k = 0; k < kThreads / 32; ++k) ss += s_ss[k][t];
+      for (int k = 0; k < int(blockDim.x / 32); ++k) ss += s_ss[k][t];
       inv[t] = rsqrtf(ss / float(in) + fz.eps);
     }
     if (!active) return;
@@ -191,17 +206,18 @@ __global__ void __launch_bounds__(kThreads)
 template <int T, bool kGateUp, bool kNorm, bool kAdd, class OutT>
 void launch_rows(int R, const bf16* x, int in, const bf16* W, int out, OutT* y,
                  const GemvFusion& fz, cudaStream_t s) {
-  const int outs_per_block = (kGateUp ? R / 2 : R) * (kThreads / 32);
+  const int threads = gemv_threads();
+  const int outs_per_block = (kGateUp ? R / 2 : R) * (threads / 32);
   const int grid = (out + outs_per_block - 1) / outs_per_block;
   const char* name = kGateUp ? "kernel_gemv_v2 (gate/up + silu)" : "kernel_gemv_v2";
   if constexpr (kGateUp) {
-    if (R == 2) launch_pdl(name, kernel_gemv_v2<T, 2, OutT, true, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz);
-    else launch_pdl(name, kernel_gemv_v2<T, 4, OutT, true, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz);
+    if (R == 2) launch_pdl(name, kernel_gemv_v2<T, 2, OutT, true, kNorm, kAdd>, grid, threads, 0, s, x, in, W, out, y, fz);
+    else launch_pdl(name, kernel_gemv_v2<T, 4, OutT, true, kNorm, kAdd>, grid, threads, 0, s, x, in, W, out, y, fz);
   } else {
     switch (R) {
-      case 1: launch_pdl(name, kernel_gemv_v2<T, 1, OutT, false, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz); break;
-      case 2: launch_pdl(name, kernel_gemv_v2<T, 2, OutT, false, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz); break;
-      default: launch_pdl(name, kernel_gemv_v2<T, 4, OutT, false, kNorm, kAdd>, grid, kThreads, 0, s, x, in, W, out, y, fz); break;
+      case 1: launch_pdl(name, kernel_gemv_v2<T, 1, OutT, false, kNorm, kAdd>, grid, threads, 0, s, x, in, W, out, y, fz); break;
+      case 2: launch_pdl(name, kernel_gemv_v2<T, 2, OutT, false, kNorm, kAdd>, grid, threads, 0, s, x, in, W, out, y, fz); break;
+      default: launch_pdl(name, kernel_gemv_v2<T, 4, OutT, false, kNorm, kAdd>, grid, threads, 0, s, x, in, W, out, y, fz); break;
     }
   }
 }

@@ -90,6 +90,48 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// Split-K decode, pass 2: for each of GM heads (one warp per head), the exact max and sum of
+// exp over the partition's n logits in s_p, which become the unnormalized probabilities.
+template <int GM, int kP, int kWarps>
+__device__ __forceinline__ void partition_softmax(float (&s_p)[GM][kP], int n, float* s_m,
+                                                  float* s_l, int warp, int lane) {
+  for (int g = warp; g < GM; g += kWarps) {
+    float m = -INFINITY;
+    for (int t = lane; t < n; t += 32) m = fmaxf(m, s_p[g][t]);
+    m = warp_max<32>(m);
+    float sum = 0.f;
+    for (int t = lane; t < n; t += 32) {
+      const float e = __expf(s_p[g][t] - m);
+      s_p[g][t] = e;
+      sum += e;
+    }
+    sum = warp_sum<32>(sum);
+    if (lane == 0) {
+      s_m[g] = m;
+      s_l[g] = sum;
+    }
+  }
+}
+
+// Split-K decode, end of pass 3: lanes with the same l (of LPT lanes per token) hold the same
+// dims for different tokens, so acc is summed over lane offsets >= LPT, then across warps into
+// s_out (zeroed by the caller).
+template <int GM, int VEC, int LPT, int D>
+__device__ __forceinline__ void reduce_acc_to_smem(float (&acc)[GM][VEC], float (&s_out)[GM][D],
+                                                   int lane) {
+#pragma unroll
+  for (int g = 0; g < GM; ++g)
+#pragma unroll
+    for (int v = 0; v < VEC; ++v)
+#pragma unroll
+      for (int o = LPT; o < 32; o <<= 1) acc[g][v] += __shfl_xor_sync(0xffffffffu, acc[g][v], o);
+  if (lane / LPT == 0)
+#pragma unroll
+    for (int g = 0; g < GM; ++g)
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) atomicAdd(&s_out[g][(lane % LPT) * VEC + v], acc[g][v]);
+}
+
 // The KV scale to apply: 1 for bf16, *scale_ptr for fp8.
 __device__ __forceinline__ float kv_scale(const float* p, KvDtype dt) {
   return dt == KvDtype::fp8_e4m3 ? __ldg(p) : 1.0f;

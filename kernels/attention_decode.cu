@@ -130,22 +130,7 @@ __global__ __launch_bounds__(kThreads) void decode_split_kernel(
   __syncthreads();
 
   // Pass 2: one warp per head.
-  for (int g = warp; g < GM; g += kWarps) {
-    float m = -INFINITY;
-    for (int t = lane; t < n; t += 32) m = fmaxf(m, s_p[g][t]);
-    m = attn::warp_max<32>(m);
-    float sum = 0.f;
-    for (int t = lane; t < n; t += 32) {
-      const float e = __expf(s_p[g][t] - m);
-      s_p[g][t] = e;
-      sum += e;
-    }
-    sum = attn::warp_sum<32>(sum);
-    if (lane == 0) {
-      s_m[g] = m;
-      s_l[g] = sum;
-    }
-  }
+  attn::partition_softmax<GM, kP, kWarps>(s_p, n, s_m, s_l, warp, lane);
   __syncthreads();
 
   // Pass 3: probability-weighted V.
@@ -172,18 +157,7 @@ __global__ __launch_bounds__(kThreads) void decode_split_kernel(
       }
     }
   }
-  // Lanes with the same l hold the same dims for different tokens: xor over offsets >= LPT.
-#pragma unroll
-  for (int g = 0; g < GM; ++g)
-#pragma unroll
-    for (int v = 0; v < VEC; ++v)
-#pragma unroll
-      for (int o = LPT; o < 32; o <<= 1) acc[g][v] += __shfl_xor_sync(0xffffffffu, acc[g][v], o);
-  if (tw == 0)
-#pragma unroll
-    for (int g = 0; g < GM; ++g)
-#pragma unroll
-      for (int v = 0; v < VEC; ++v) atomicAdd(&s_out[g][l * VEC + v], acc[g][v]);
+  attn::reduce_acc_to_smem<GM, VEC, LPT, D>(acc, s_out, lane);
   __syncthreads();
 
   const float vs = attn::kv_scale(v_scale_p, dt);

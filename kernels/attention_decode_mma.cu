@@ -21,9 +21,6 @@
 // PDL: the block table and context lengths are uploaded by a copy before the step, and K of
 // every position but the newest (len - 1, written by this step's rope_kv_write) was written by
 // earlier steps, so the first K batch is loaded before pdl_wait(); q and the newest K row after.
-#include <cstdlib>
-#include <string>
-
 #include "kernels/attention_common.cuh"
 #include "kernels/attention_decode_impl.h"
 #include "kernels/pdl.cuh"
@@ -37,6 +34,10 @@ constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kTile = 16;    // tokens per mma tile (the m of m16n8k16)
 constexpr int kUnrollV = 8;  // V vectors in flight per lane in pass 3
+// Tiles per warp per load batch (64 fp8 or 128 bf16 bytes in flight per lane each). 1 measured
+// fastest for both dtypes (H100, B64 x 4096: bf16 419 us against 442 at 2 and 500 at 4; fp8 294
+// against 353 and 354): fewer registers, more CTAs per SM (kernels/lab/NOTES_attention.md).
+constexpr int kNT = 1;
 
 // E = elements per 16-byte load; per k-block of 16 (logical) dims a lane holds 4 physical dims.
 template <class T>
@@ -91,8 +92,7 @@ __device__ __forceinline__ void a_frag(const uint4& u, const uint4& v, int i, ui
   }
 }
 
-// kNT: tiles per warp per load batch, i.e. 64 (fp8) or 128 (bf16) bytes in flight per lane each.
-template <class T, int D, int GM, int kP, int kNT>
+template <class T, int D, int GM, int kP>
 __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
     const bf16* __restrict__ q, int q_stride, const int32_t* __restrict__ context_lens,
     const int32_t* __restrict__ block_tables, int mbps, const T* __restrict__ kc,
@@ -232,22 +232,7 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
   __syncthreads();
 
   // Pass 2: one warp per head.
-  for (int hh = warp; hh < GM; hh += kWarps) {
-    float m = -INFINITY;
-    for (int t = lane; t < n; t += 32) m = fmaxf(m, s_p[hh][t]);
-    m = attn::warp_max<32>(m);
-    float sum = 0.f;
-    for (int t = lane; t < n; t += 32) {
-      const float e = __expf(s_p[hh][t] - m);
-      s_p[hh][t] = e;
-      sum += e;
-    }
-    sum = attn::warp_sum<32>(sum);
-    if (lane == 0) {
-      s_m[hh] = m;
-      s_l[hh] = sum;
-    }
-  }
+  attn::partition_softmax<GM, kP, kWarps>(s_p, n, s_m, s_l, warp, lane);
   __syncthreads();
 
   // Pass 3: acc[h][:] = sum_t p[h][t] v[t][:]; token of (base, u) = base + u*TPS + warp*TPW + tw.
@@ -281,17 +266,7 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
       }
     }
   }
-#pragma unroll
-  for (int hh = 0; hh < GM; ++hh)
-#pragma unroll
-    for (int v = 0; v < VEC; ++v)
-#pragma unroll
-      for (int o = LPT; o < 32; o <<= 1) acc[hh][v] += __shfl_xor_sync(0xffffffffu, acc[hh][v], o);
-  if (tw == 0)
-#pragma unroll
-    for (int hh = 0; hh < GM; ++hh)
-#pragma unroll
-      for (int v = 0; v < VEC; ++v) atomicAdd(&s_out[hh][l * VEC + v], acc[hh][v]);
+  attn::reduce_acc_to_smem<GM, VEC, LPT, D>(acc, s_out, lane);
   __syncthreads();
 
   const float vs = attn::kv_scale(v_scale_p, dt);
@@ -340,34 +315,12 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
   if (tid == 0) *counter = 0u;
 }
 
-// Measurement switch (docs/gpu.md): TWINFER_ATTN_NT=1|2|4 tiles per load batch at head_dim 128.
-int tiles_per_batch() {
-  static const int env = [] {
-    const char* e = std::getenv("TWINFER_ATTN_NT");
-    if (!e) return 0;
-    const int v = std::atoi(e);
-    if (v != 1 && v != 2 && v != 4) throw CudaError(std::string("TWINFER_ATTN_NT=") + e + ": expected 1, 2 or 4");
-    return v;
-  }();
-  // 1 measured fastest for both dtypes (H100, B64 x 4096: bf16 419 us against 442 at 2 and
-  // 500 at 4; fp8 294 against 353 and 354): fewer registers, more CTAs per SM.
-  return env ? env : 1;
-}
-
-template <class T, int D, int GM, int kNT>
-auto pick_kernel(int part_size) {
-  return part_size == kDecodePartition ? decode_mma_kernel<T, D, GM, kDecodePartition, kNT>
-                                       : decode_mma_kernel<T, D, GM, 64, kNT>;
-}
-
 template <class T, int D, int GM>
 void launch_mma(const DecodeArgs& a) {
   const int group = a.n_heads / a.kv->n_kv_heads;
   const dim3 grid(a.kv->n_kv_heads * (group / GM), a.B, a.num_parts);
-  const int nt = D == 128 ? tiles_per_batch() : 1;
-  auto kernel = nt == 1 ? pick_kernel<T, D, GM, 1>(a.part_size)
-                : nt == 4 ? pick_kernel<T, D, GM, 4>(a.part_size)
-                          : pick_kernel<T, D, GM, 2>(a.part_size);
+  auto kernel = a.part_size == kDecodePartition ? decode_mma_kernel<T, D, GM, kDecodePartition>
+                                                : decode_mma_kernel<T, D, GM, 64>;
   launch_pdl("paged_decode_attention (tensor-core split kernel)", kernel, grid, kThreads, 0, a.s,
              a.q, a.q_stride, a.context_lens, a.block_tables, a.mbps,
              static_cast<const T*>(a.kv->k), static_cast<const T*>(a.kv->v), a.kv->block_size,

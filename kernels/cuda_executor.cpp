@@ -103,12 +103,11 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
   fin_ = static_cast<bf16*>(alloc(S * H * 2));
   logits_ = static_cast<float*>(alloc(S * V * 4));
   if (opt_.keep_logits) kept_logits_ = static_cast<float*>(alloc(S * V * 4));
-  attn_ws_ = alloc(decode_attention_workspace_bytes(opt_.max_num_seqs, static_cast<int>(s.num_heads),
-                                                    static_cast<int>(s.head_dim), opt_.max_model_len));
+  const size_t attn_ws_bytes = decode_attention_workspace_bytes(
+      opt_.max_num_seqs, static_cast<int>(s.num_heads), static_cast<int>(s.head_dim), opt_.max_model_len);
+  attn_ws_ = alloc(attn_ws_bytes);
   // The split-K arrival counters at its start must begin at zero (the kernel keeps them so).
-  TWINFER_CUDA_CHECK(cudaMemset(attn_ws_, 0,
-                                decode_attention_workspace_bytes(opt_.max_num_seqs, static_cast<int>(s.num_heads),
-                                                                 static_cast<int>(s.head_dim), opt_.max_model_len)));
+  TWINFER_CUDA_CHECK(cudaMemset(attn_ws_, 0, attn_ws_bytes));
 
   // The fused small-step GEMVs need 16-byte aligned activations, weights and norm weights.
   auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };

@@ -2,6 +2,7 @@
 // fits the cost model's CostParams to them and writes a hardware profile (docs/cost-model.md,
 // "Calibration"). `--refit` redoes the fit from a profile's stored measurements, without a GPU.
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -110,16 +111,26 @@ int calibrate_from_runs(const po::variables_map& vm, const std::string& out) {
     prof.gpu_name = name->as_string();
   }
 
-  FitOptions fo;
-  fo.params = fittable_params();
-  if (vm.count("fit")) {
-    fo.params.clear();
-    std::string list = vm["fit"].as<std::string>();
+  auto names = [&](const char* opt) {
+    std::vector<std::string> out;
+    const std::string list = vm[opt].as<std::string>();
     for (size_t a = 0; a <= list.size();) {
       const size_t b = std::min(list.find(',', a), list.size());
-      if (b > a) fo.params.push_back(list.substr(a, b - a));
+      if (b > a) out.push_back(list.substr(a, b - a));
       a = b + 1;
     }
+    return out;
+  };
+  FitOptions fo;
+  fo.params = vm.count("fit") ? names("fit") : fittable_params();
+  if (vm.count("hold")) {
+    const std::vector<std::string> fittable = fittable_params();
+    for (const std::string& h : names("hold")) {
+      if (std::find(fittable.begin(), fittable.end(), h) == fittable.end())
+        throw ConfigError("calibrate --hold: '" + h + "' is not a fittable parameter", 2);
+      std::erase(fo.params, h);
+    }
+    if (fo.params.empty()) throw ConfigError("calibrate --hold: every parameter is held", 2);
   }
   fo.huber_delta = vm["huber"].as<double>();
   std::vector<StepSample> all;
@@ -191,6 +202,8 @@ int cmd_calibrate(const std::vector<std::string>& args) {
       "--from-runs: profile whose header is kept and whose params start the fit")(
       "fit", po::value<std::string>()->value_name("P1,P2"),
       "--from-runs: params to fit [default: all but allreduce_alpha_s]")(
+      "hold", po::value<std::string>()->value_name("P1,P2"),
+      "--from-runs: params kept at BASE's values (taken out of the --fit list)")(
       "huber", po::value<double>()->default_value(0.05),
       "--from-runs: Huber threshold on the relative step error (0: plain least squares)")(
       "no-op-anchor", "--from-runs: ignore BASE's per-op device times (fit on step times only)")(

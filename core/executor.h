@@ -2,6 +2,7 @@
 // StepPlan (what to compute this step); the executor returns how long it took (measured on
 // hardware, predicted by the cost model in simulation) and, on real backends, the sampled tokens.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -56,6 +57,9 @@ struct StepShape {
   int32_t prefill_tokens = 0, decode_tokens = 0;
   int64_t prefill_context = 0, decode_context = 0;  // sums of context_after
   int64_t prefill_pairs = 0, decode_pairs = 0;
+  // The longest decode context_after: the decode attention kernel's slowest partition holds
+  // min(this, partition size) keys, a latency the sums above cannot show (sim/cost_model.cpp).
+  int32_t decode_max_context = 0;
   int32_t sample_rows = 0;
   int32_t padding_seqs = 0, padded_context = 0;  // static batching (StepPlan's fields)
   int32_t swapped_blocks = 0;  // swap_in + swap_out
@@ -76,6 +80,7 @@ struct StepShape {
         s.decode_tokens += q.num_new_tokens;
         s.decode_context += c + n;
         s.decode_pairs += pairs;
+        s.decode_max_context = std::max(s.decode_max_context, static_cast<int32_t>(c + n));
       }
       s.sample_rows += q.samples ? 1 : 0;
     }

@@ -220,14 +220,14 @@ void format_steps(Out& b, const RunRecord& r) {
 void format_step_shapes(Out& b, const RunRecord& r) {
   b.lit("step,num_seqs,prefill_tokens,decode_tokens,prefill_context,decode_context,"
         "prefill_pairs,decode_pairs,sample_rows,padding_seqs,padded_context,swapped_blocks,"
-        "copied_blocks,block_size\n");
+        "copied_blocks,block_size,decode_max_context\n");
   for (const StepRecord& st : r.steps) {
     const StepShape& s = st.shape;
     b.i64(st.step).ch(',').i64(s.num_seqs).ch(',').i64(s.prefill_tokens).ch(',');
     b.i64(s.decode_tokens).ch(',').i64(s.prefill_context).ch(',').i64(s.decode_context).ch(',');
     b.i64(s.prefill_pairs).ch(',').i64(s.decode_pairs).ch(',').i64(s.sample_rows).ch(',');
     b.i64(s.padding_seqs).ch(',').i64(s.padded_context).ch(',').i64(s.swapped_blocks).ch(',');
-    b.i64(s.copied_blocks).ch(',').i64(s.block_size).ch('\n');
+    b.i64(s.copied_blocks).ch(',').i64(s.block_size).ch(',').i64(s.decode_max_context).ch('\n');
   }
 }
 

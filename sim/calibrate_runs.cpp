@@ -40,9 +40,14 @@ class Table {
   }
   const std::string& path() const { return path_; }
 
-  int col(const char* name) const {
+  // The column's index, or -1 when the file has none (a column added in a later version).
+  int find(const char* name) const {
     for (size_t i = 0; i < header_.size(); ++i)
       if (header_[i] == name) return static_cast<int>(i);
+    return -1;
+  }
+  int col(const char* name) const {
+    if (const int c = find(name); c >= 0) return c;
     throw bad(path_ + ": missing column '" + name + "' (written by an older twinfer? rerun the "
               "run with this version to fit from it)");
   }
@@ -59,6 +64,7 @@ class Table {
     }
     return false;
   }
+  std::string_view field(int c) const { return row_[static_cast<size_t>(c)]; }
   template <class T>
   T num(int c) const {
     const std::string_view v = row_[static_cast<size_t>(c)];
@@ -116,6 +122,48 @@ double median_of(std::vector<double> v) {
   return (*std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(h)) + hi) / 2;
 }
 
+// Runs recorded before step_shapes.csv had decode_max_context: each step's longest decode
+// context rebuilt from requests.csv. A request never preempted decodes in every step that starts
+// between its first and last token and has decode rows (a prefill-only step pauses decoding),
+// its k-th such step at context prompt_len + k. Where the rebuilt contexts of a step match its
+// decode_tokens and decode_context exactly, their maximum is the step's; elsewhere (preempted or
+// failed requests) the larger of the partial maximum and the mean stands in. Steps left 0 make
+// the cost model use the mean.
+void rebuild_longest_contexts(const fs::path& dir, const std::vector<double>& start,
+                              std::vector<StepSample>& all) {
+  if (!fs::is_regular_file(dir / "requests.csv")) return;
+  Table rq(dir / "requests.csv");
+  const int c_status = rq.col("status"), c_prompt = rq.col("prompt_len"),
+            c_first = rq.col("first_token_s"), c_last = rq.col("last_token_s"),
+            c_pre = rq.col("num_preemptions");
+  const size_t n = all.size();
+  std::vector<int64_t> count(n, 0), sum(n, 0);
+  std::vector<int32_t> longest(n, 0);
+  // Times are printed to the microsecond in both files: a step that starts at the printed
+  // instant of a token is the next one.
+  constexpr double kEps = 1e-7;
+  while (rq.next()) {
+    if (rq.field(c_status) != "finished" || rq.num<int64_t>(c_pre) != 0) continue;
+    const double first = rq.num<double>(c_first), last = rq.num<double>(c_last);
+    const int64_t prompt = rq.nonneg<int64_t>(c_prompt);
+    size_t i = static_cast<size_t>(std::lower_bound(start.begin(), start.end(), first - kEps) - start.begin());
+    for (int64_t k = 1; i < n && start[i] < last - kEps; ++i) {
+      if (all[i].shape.decode_tokens == 0) continue;
+      const int64_t ctx = prompt + k++;
+      ++count[i];
+      sum[i] += ctx;
+      longest[i] = std::max(longest[i], static_cast<int32_t>(ctx));
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    StepShape& s = all[i].shape;
+    if (s.decode_tokens == 0) continue;
+    const bool exact = count[i] == s.decode_tokens && sum[i] == s.decode_context;
+    const auto mean = static_cast<int32_t>((s.decode_context + s.decode_tokens - 1) / s.decode_tokens);
+    s.decode_max_context = exact ? longest[i] : std::max(longest[i], mean);
+  }
+}
+
 }  // namespace
 
 RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
@@ -157,7 +205,7 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
             s_dp = sh.col("decode_pairs"), s_sr = sh.col("sample_rows"),
             s_pad = sh.col("padding_seqs"), s_padc = sh.col("padded_context"),
             s_sw = sh.col("swapped_blocks"), s_cp = sh.col("copied_blocks"),
-            s_bs = sh.col("block_size");
+            s_bs = sh.col("block_size"), s_dmc = sh.find("decode_max_context");
 
   std::vector<double> start, dur;
   std::vector<StepSample> all;
@@ -192,6 +240,7 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
     s.swapped_blocks = sh.nonneg<int32_t>(s_sw);
     s.copied_blocks = sh.nonneg<int32_t>(s_cp);
     s.block_size = sh.nonneg<int32_t>(s_bs);
+    if (s_dmc >= 0) s.decode_max_context = sh.nonneg<int32_t>(s_dmc);
     x.eager = eager;
     x.kv_dtype = r.kv_dtype;
     x.new_rows_ordinal = rows.fresh_count();
@@ -201,6 +250,7 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
     all.push_back(x);
   }
   if (sh.next()) throw bad(sh.where() + ": more rows than steps.csv");
+  if (s_dmc < 0) rebuild_longest_contexts(d, start, all);
 
   // Target = duration + the host gap before the next step when the engine went straight on.
   std::vector<double> gaps;

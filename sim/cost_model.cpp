@@ -25,6 +25,8 @@ Json CostParams::to_json() const {
   j["kernels_per_layer"] = kernels_per_layer;
   j["gemv_max_rows"] = gemv_max_rows;
   j["attn_small_max_batch"] = attn_small_max_batch;
+  j["attn_part_keys"] = attn_part_keys;
+  j["attn_small_part_keys"] = attn_small_part_keys;
   return j;
 }
 
@@ -35,12 +37,19 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
   for (const auto& [key, value] : j.as_object()) {
     const std::string where = source + ": cost profile field '" + key + "'";
     try {
-      if (key == "kernels_per_layer" || key == "gemv_max_rows" || key == "attn_small_max_batch") {
+      if (int* slot = key == "kernels_per_layer"      ? &next.kernels_per_layer
+                      : key == "gemv_max_rows"        ? &next.gemv_max_rows
+                      : key == "attn_small_max_batch" ? &next.attn_small_max_batch
+                      : key == "attn_part_keys"       ? &next.attn_part_keys
+                      : key == "attn_small_part_keys" ? &next.attn_small_part_keys
+                                                      : nullptr) {
+        const bool keys = key == "attn_part_keys" || key == "attn_small_part_keys";
+        const int64_t lo = keys ? 1 : 0, hi = keys ? 1 << 20 : 1000;
         int64_t k = value.as_int(key);
-        if (k < 0 || k > 1000) throw ConfigError(where + ": expected 0..1000, got " + value.dump());
-        (key == "kernels_per_layer" ? next.kernels_per_layer
-         : key == "gemv_max_rows"   ? next.gemv_max_rows
-                                    : next.attn_small_max_batch) = static_cast<int>(k);
+        if (k < lo || k > hi)
+          throw ConfigError(where + ": expected " + std::to_string(lo) + ".." + std::to_string(hi) +
+                            ", got " + value.dump());
+        *slot = static_cast<int>(k);
         continue;
       }
       auto it = std::find_if(std::begin(kCostParamFields), std::end(kCostParamFields),
@@ -49,7 +58,8 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
         std::string known;
         for (const CostParamField& f : kCostParamFields) known += std::string(f.name) + ", ";
         throw ConfigError(source + ": unknown cost profile field '" + key + "' (known: " + known +
-                          "kernels_per_layer, gemv_max_rows, attn_small_max_batch)");
+                          "kernels_per_layer, gemv_max_rows, attn_small_max_batch, attn_part_keys, "
+                          "attn_small_part_keys)");
       }
       double v = value.as_number(key);
       if (it->is_efficiency ? !(v > 0 && v <= 1) : !(v >= 0 && std::isfinite(v)))
@@ -232,10 +242,16 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_r
       // Small batches (64-key partitions) stream at their own rate; an fp8 cache at its own,
       // scaled by the same small-batch factor.
       const double bytes = (dec_ctx + dec_tokens) * kv_tok_layer + dec_tokens * 2 * q_r * ab;
-      const double bw = dec_tokens <= p.attn_small_max_batch
-                            ? attn_bw * p.attn_small_bw_eff / p.attn_bw_eff
-                            : attn_bw;
-      add("attn_decode", flops * L, bytes * L, L * roof(flops, attn_peak, bytes, bw));
+      const bool small = dec_tokens <= p.attn_small_max_batch;
+      const double bw = small ? attn_bw * p.attn_small_bw_eff / p.attn_bw_eff : attn_bw;
+      const double stream = roof(flops, attn_peak, bytes, bw);
+      // Shapes without the longest context (none is recorded for padding rows) use the mean.
+      double longest = shape.decode_max_context > 0 ? shape.decode_max_context
+                                                    : std::ceil(dec_ctx / dec_tokens);
+      if (pad > 0) longest = std::max(longest, pad_ctx);
+      const double latency =
+          p.attn_part_key_s * std::min(longest, double(small ? p.attn_small_part_keys : p.attn_part_keys));
+      add("attn_decode", flops * L, bytes * L, L * std::hypot(stream, latency));
     }
     gemm("o_proj", T, q_r, H, 0, ab, L);
     gemm("gate_up_proj", T, H, 2 * I_r, 0, ab, L);

@@ -58,9 +58,20 @@ struct CostParams {
   // On top of new_rows_s, a new token count in a band of kRowBand rows that no earlier forward
   // touched: cuBLAS picks its kernels by row range, and a kernel's first use loads it (0: off).
   double new_band_s = 0;
+  // Decode attention's latency floor, per layer and per key of the longest partition: one CTA
+  // walks its partition's keys (min(longest context, partition size)) with a few loads in
+  // flight, so a batch whose bytes stream in 15 us can still wait 35 us for its slowest CTA. The
+  // layer's time is the quadrature sum of the two, sqrt(stream^2 + latency^2): they overlap,
+  // and of the smooth maxima (stream^q + latency^q)^(1/q), q in 1..10, q = 2 fitted the H100
+  // runs' decode steps best at every batch (0: off).
+  double attn_part_key_s = 0;
   int kernels_per_layer = 9;  // eager launches per layer (norms, GEMMs, rope, attention, act)
   int gemv_max_rows = 2;      // largest T that takes the GEMV path (kernels/ops.h); 0: none
   int attn_small_max_batch = 8;  // largest decode batch with 64-key partitions; 0: none
+  // Keys per decode attention partition above and at most attn_small_max_batch (kernels/
+  // attention_decode.cu, kDecodePartition and kSmallPartition): bound attn_part_key_s's keys.
+  int attn_part_keys = 512;
+  int attn_small_part_keys = 64;
 
   Json to_json() const;
   // Applies the fields a profile sets; unknown fields are errors naming `source`.
@@ -95,6 +106,7 @@ inline constexpr CostParamField kCostParamFields[] = {
     // New token counts, not seconds (is_efficiency false).
     {"new_rows_early_n", &CostParams::new_rows_early_n, false},
     {"new_band_s", &CostParams::new_band_s, false},
+    {"attn_part_key_s", &CostParams::attn_part_key_s, false},
 };
 
 // Which token counts (rows of every GEMM) the engine has already run an eager forward at, for

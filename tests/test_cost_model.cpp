@@ -143,6 +143,38 @@ TEST_CASE("decode attention follows the actual KV lengths", "[cost]") {
   CHECK(long_s / short_s == Approx((10002 * kv_tok + qo) / (102 * kv_tok + qo)).epsilon(1e-12));
 }
 
+TEST_CASE("decode attention waits for its longest partition", "[cost]") {
+  CostParams p;
+  p.attn_part_key_s = 7e-8;
+  const CostModel off = make(), on = make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p);
+  auto attn = [](const CostModel& cm, std::vector<ScheduledSeq> seqs) {
+    return op(cm.step_cost(plan_of(std::move(seqs)), true), "attn_decode").seconds;
+  };
+  auto batch = [](int n, int32_t ctx, int32_t longest) {
+    std::vector<ScheduledSeq> v;
+    for (int i = 0; i < n; ++i) v.push_back(decode(i, i == 0 ? longest - 1 : ctx - 1));
+    return v;
+  };
+  // Batch 16 runs 512-key partitions: the latency is min(longest context, 512) keys.
+  for (int32_t longest : {300, 600, 5000}) {
+    INFO("longest " << longest);
+    const double stream = attn(off, batch(16, 300, longest));
+    const double lat = 7e-8 * std::min(longest, 512);
+    CHECK(attn(on, batch(16, 300, longest)) == Approx(L * std::hypot(stream / L, lat)).epsilon(1e-12));
+  }
+  // Batch 4 runs 64-key partitions.
+  const double stream4 = attn(off, batch(4, 300, 900));
+  CHECK(attn(on, batch(4, 300, 900)) == Approx(L * std::hypot(stream4 / L, 7e-8 * 64)).epsilon(1e-12));
+  // A shape without the longest context (an older step_shapes.csv) uses the mean.
+  StepShape sh = StepShape::of(plan_of(batch(16, 300, 300)));
+  CHECK(sh.decode_max_context == 300);
+  const double with = on.step_cost(sh).total_s;
+  sh.decode_max_context = 0;
+  CHECK(on.step_cost(sh).total_s == Approx(with).epsilon(1e-12));
+  // Off by default: profiles without the field cost what they did.
+  CHECK(CostParams{}.attn_part_key_s == 0);
+}
+
 TEST_CASE("enforce_eager adds exactly kernels * launch", "[cost]") {
   StepPlan p = plan_of({decode(1, 700), decode(2, 20)});
   CostParams no_launch;
@@ -254,6 +286,8 @@ TEST_CASE("CostParams JSON round trip and errors", "[cost]") {
   CostParams a;
   a.gemm_flops_eff = 0.61;
   a.kernels_per_layer = 11;
+  a.attn_part_keys = 256;
+  a.attn_part_key_s = 8e-8;
   CostParams b;
   b.apply_json(Json::parse(a.to_json().dump()), "profile.json");
   CHECK(b.to_json().dump() == a.to_json().dump());
@@ -274,6 +308,8 @@ TEST_CASE("CostParams JSON round trip and errors", "[cost]") {
   CHECK_THROWS_AS(c.apply_json(Json::parse(R"({"kernels_per_layer": 2.5})"), "p.json"),
                   ConfigError);
   CHECK_THROWS_AS(c.apply_json(Json::parse("[]"), "p.json"), ConfigError);
+  CHECK_THROWS_WITH(c.apply_json(Json::parse(R"({"attn_small_part_keys": 0})"), "p.json"),
+                    Catch::Contains("attn_small_part_keys") && Catch::Contains("expected 1.."));
 }
 
 TEST_CASE("SimExecutor returns the cost model's step time", "[cost]") {

@@ -49,6 +49,16 @@ jq --argjson v "$(jq ".params.$LAT" "$TMP/stage1.json")" ".params.$LAT = \$v" "$
   --hold "$LAT" $FIT_ARGS \
   --report "$TMP/steps.txt" ${rep_dirs[@]:+--report-runs "${rep_dirs[@]}"} > "$TMP/fit.txt"
 PROFILE=$FITTED
+# The fitted profile with every step 0.5% faster (0.995) or slower (1.005): efficiencies divided,
+# times multiplied; counts (gemm_half_rows, new_rows_early_n, partition sizes) kept. Replaying
+# each run under both shows which metrics hang on the order in which arrivals meet step
+# boundaries rather than on the model: a batch formed one step earlier or later moves a few
+# requests' TTFT by a whole prefill.
+for f in 0.995 1.005; do
+  jq --argjson f "$f" '.params |= with_entries(
+      if (.key | endswith("_eff")) then .value /= $f
+      elif (.key | endswith("_s")) then .value *= $f else . end)' "$PROFILE" > "$TMP/scaled_$f.json"
+done
 
 # One summary table over the compare.json files given: median and worst |error| per metric.
 summary() {
@@ -71,6 +81,16 @@ for run in "$RUNS"/*/; do
   name=$(basename "$run")
   [ -f "$run/config.json" ] || continue
   "$T" compare "$run" --hw-profile "$PROFILE" --out "$TMP/$name" --json --quiet > /dev/null
+  for f in 0.995 1.005; do
+    "$T" compare "$run" --hw-profile "$TMP/scaled_$f.json" --out "$TMP/$name.$f" --json --quiet > /dev/null
+  done
+  # The band: per metric, the errors at step times -0.5% and +0.5%.
+  jq -s '[.[0].metrics, .[1].metrics] | transpose | map({metric: .[0].metric, lo: .[0].rel_error, hi: .[1].rel_error})' \
+    "$TMP/$name.0.995/compare.json" "$TMP/$name.1.005/compare.json" > "$TMP/$name.band.json"
+  jq --arg run "$name" --arg set "$(is_cal "$name" && echo calibration || echo held-out)" \
+    '.[] | select(.lo != null and .hi != null and ((.hi - .lo) | fabs) > 0.05)
+     | "| \($run) (\($set)) | \(.metric) | \(.lo * 1000 | round / 10)% | \(.hi * 1000 | round / 10)% |"' -r \
+    "$TMP/$name.band.json" >> "$TMP/sensitive.md"
   if is_cal "$name"; then cal+=("$TMP/$name/compare.json"); set=calibration; else held+=("$TMP/$name/compare.json"); set=held-out; fi
   {
     echo "### $name ($set)"
@@ -86,9 +106,11 @@ for run in "$RUNS"/*/; do
       + (if .engine["num-gpu-blocks-override"] > 0 then ", \(.engine["num-gpu-blocks-override"]) KV blocks (\(.engine["preemption-mode"]))" else "" end) + "."' \
       "$run/config.json"
     echo
-    echo "| metric | hardware | simulation | error |"
-    echo "| --- | ---: | ---: | ---: |"
-    jq -r '.metrics[] | "| \(.metric)" + (if .unit == "" then "" else " (\(.unit))" end) + " | \(.hardware * 100 | round / 100) | \(.simulation * 100 | round / 100) | " + (if .rel_error == null then "n/a" else "\(.rel_error * 1000 | round / 10)%" end) + " |"' \
+    echo "| metric | hardware | simulation | error | error, steps -0.5% / +0.5% |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    jq -r --slurpfile band "$TMP/$name.band.json" '.metrics[] | .metric as $m | ($band[0][] | select(.metric == $m)) as $b
+      | def pct: if . == null then "n/a" else "\(. * 1000 | round / 10)%" end;
+      "| \(.metric)" + (if .unit == "" then "" else " (\(.unit))" end) + " | \(.hardware * 100 | round / 100) | \(.simulation * 100 | round / 100) | \(.rel_error | pct) | \($b.lo | pct) / \($b.hi | pct) |"' \
       "$TMP/$name/compare.json"
     echo
   } >> "$body"
@@ -106,6 +128,18 @@ done
   echo "## Held-out runs (${#held[@]})"
   echo
   if [ ${#held[@]} -gt 0 ]; then summary "${held[@]}"; else echo "None."; fi
+  echo
+  echo "### Metrics that hang on step boundaries"
+  echo
+  echo "Each run replayed again with every step 0.5% faster and 0.5% slower (the fitted profile's efficiencies divided and times multiplied by 0.995 or 1.005). Where a metric's error moves by more than 5 points within that band, it measures on which step a few requests' prefills land as much as the model: a prefill batch formed one step earlier or later moves those requests' first token by a whole prefill. These are the metrics:"
+  echo
+  if [ -s "$TMP/sensitive.md" ]; then
+    echo "| run | metric | error, steps -0.5% | error, steps +0.5% |"
+    echo "| --- | --- | ---: | ---: |"
+    cat "$TMP/sensitive.md"
+  else
+    echo "None."
+  fi
   echo
   echo "## Calibration runs (${#cal[@]})"
   echo

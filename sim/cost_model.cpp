@@ -22,11 +22,7 @@ namespace {
 Json CostParams::to_json() const {
   Json j = Json::object();
   for (const CostParamField& f : kCostParamFields) j[f.name] = this->*f.ptr;
-  j["kernels_per_layer"] = kernels_per_layer;
-  j["gemv_max_rows"] = gemv_max_rows;
-  j["attn_small_max_batch"] = attn_small_max_batch;
-  j["attn_part_keys"] = attn_part_keys;
-  j["attn_small_part_keys"] = attn_small_part_keys;
+  for (const CostParamInt& f : kCostParamInts) j[f.name] = this->*f.ptr;
   return j;
 }
 
@@ -37,19 +33,14 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
   for (const auto& [key, value] : j.as_object()) {
     const std::string where = source + ": cost profile field '" + key + "'";
     try {
-      if (int* slot = key == "kernels_per_layer"      ? &next.kernels_per_layer
-                      : key == "gemv_max_rows"        ? &next.gemv_max_rows
-                      : key == "attn_small_max_batch" ? &next.attn_small_max_batch
-                      : key == "attn_part_keys"       ? &next.attn_part_keys
-                      : key == "attn_small_part_keys" ? &next.attn_small_part_keys
-                                                      : nullptr) {
-        const bool keys = key == "attn_part_keys" || key == "attn_small_part_keys";
-        const int64_t lo = keys ? 1 : 0, hi = keys ? 1 << 20 : 1000;
-        int64_t k = value.as_int(key);
-        if (k < lo || k > hi)
-          throw ConfigError(where + ": expected " + std::to_string(lo) + ".." + std::to_string(hi) +
-                            ", got " + value.dump());
-        *slot = static_cast<int>(k);
+      auto in = std::find_if(std::begin(kCostParamInts), std::end(kCostParamInts),
+                             [&](const CostParamInt& f) { return key == f.name; });
+      if (in != std::end(kCostParamInts)) {
+        const int64_t k = value.as_int(key);
+        if (k < in->lo || k > in->hi)
+          throw ConfigError(where + ": expected " + std::to_string(in->lo) + ".." +
+                            std::to_string(in->hi) + ", got " + value.dump());
+        next.*(in->ptr) = static_cast<int>(k);
         continue;
       }
       auto it = std::find_if(std::begin(kCostParamFields), std::end(kCostParamFields),
@@ -57,9 +48,9 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
       if (it == std::end(kCostParamFields)) {
         std::string known;
         for (const CostParamField& f : kCostParamFields) known += std::string(f.name) + ", ";
-        throw ConfigError(source + ": unknown cost profile field '" + key + "' (known: " + known +
-                          "kernels_per_layer, gemv_max_rows, attn_small_max_batch, attn_part_keys, "
-                          "attn_small_part_keys)");
+        for (const CostParamInt& f : kCostParamInts) known += std::string(f.name) + ", ";
+        known.resize(known.size() - 2);
+        throw ConfigError(source + ": unknown cost profile field '" + key + "' (known: " + known + ")");
       }
       double v = value.as_number(key);
       if (it->is_efficiency ? !(v > 0 && v <= 1) : !(v >= 0 && std::isfinite(v)))

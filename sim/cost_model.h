@@ -109,6 +109,20 @@ inline constexpr CostParamField kCostParamFields[] = {
     {"attn_part_key_s", &CostParams::attn_part_key_s, false},
 };
 
+// The integer fields (counts and sizes the engine's kernels fix), with their allowed range.
+struct CostParamInt {
+  const char* name;
+  int CostParams::*ptr;
+  int lo, hi;
+};
+inline constexpr CostParamInt kCostParamInts[] = {
+    {"kernels_per_layer", &CostParams::kernels_per_layer, 0, 1000},
+    {"gemv_max_rows", &CostParams::gemv_max_rows, 0, 1000},
+    {"attn_small_max_batch", &CostParams::attn_small_max_batch, 0, 1000},
+    {"attn_part_keys", &CostParams::attn_part_keys, 1, 1 << 20},
+    {"attn_small_part_keys", &CostParams::attn_small_part_keys, 1, 1 << 20},
+};
+
 // Which token counts (rows of every GEMM) the engine has already run an eager forward at, for
 // new_rows_s. The CUDA executor runs some before serving: one warm-up forward per CUDA-graph
 // capture size (not in eager mode) and the profiling step at max_tokens rows

@@ -156,6 +156,22 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
   };
   const int tb0 = warp * kNT;
   if (tb0 < n_tiles) load_k(tb0, 1);
+  // Small partitions (kP = 64, batches <= 8, where a step is a chain of latencies): pass 3's
+  // single V batch is loaded here too, all but the newest row, so no HBM round trip is left
+  // between the softmax and the P.V accumulation.
+  const int l = lane % LPT, tw = lane / LPT;
+  constexpr bool kVEarly = kP <= kStepV;
+  RawV vpre[kVEarly ? kUnrollV : 1];
+  auto load_v = [&](int t) {
+    return KvVec<T>::load(vc + attn::kv_offset(table, start + t, block_size, n_kv_heads, kvh, D) + l * VEC);
+  };
+  if constexpr (kVEarly) {
+#pragma unroll
+    for (int u = 0; u < kUnrollV; ++u) {
+      const int t = u * TPS + warp * TPW + tw;
+      vpre[u] = t < n && start + t != len - 1 ? load_v(t) : KvVec<T>::zero();
+    }
+  }
 
   pdl_trigger();
   pdl_wait();
@@ -166,6 +182,13 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
     return;
   }
   if (tb0 < n_tiles) load_k(tb0, 2);
+  if constexpr (kVEarly) {
+#pragma unroll
+    for (int u = 0; u < kUnrollV; ++u) {
+      const int t = u * TPS + warp * TPW + tw;
+      if (t < n && start + t == len - 1) vpre[u] = load_v(t);
+    }
+  }
 
   // q's B fragments: head h0 + g (zero for g >= GM), the same dim permutation as K's.
   uint32_t qb[J][KB][2];
@@ -236,7 +259,6 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
   __syncthreads();
 
   // Pass 3: acc[h][:] = sum_t p[h][t] v[t][:]; token of (base, u) = base + u*TPS + warp*TPW + tw.
-  const int l = lane % LPT, tw = lane / LPT;
   float acc[GM][VEC];
 #pragma unroll
   for (int hh = 0; hh < GM; ++hh)
@@ -247,9 +269,8 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
 #pragma unroll
     for (int u = 0; u < kUnrollV; ++u) {
       const int t = base + u * TPS + warp * TPW + tw;
-      vv[u] = t < n ? KvVec<T>::load(vc + attn::kv_offset(table, start + t, block_size, n_kv_heads,
-                                                          kvh, D) + l * VEC)
-                    : KvVec<T>::zero();
+      if constexpr (kVEarly) vv[u] = vpre[u];  // base is 0: n <= kP <= kStepV
+      else vv[u] = t < n ? load_v(t) : KvVec<T>::zero();
     }
 #pragma unroll
     for (int u = 0; u < kUnrollV; ++u) {
@@ -300,6 +321,28 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
     const int64_t bh = int64_t(b) * n_heads + h0 + hh;
     const float* ml = ws.ml + bh * num_parts * 2;
     const float* pacc = ws.acc + bh * num_parts * D;
+    if constexpr (D % 32 == 0) {
+      if (np <= 32) {
+        // One lane per partition: (max, sum) are read once and every partial accumulator is
+        // in flight at the same time, two round trips to L2 in all (the loop below takes one
+        // per partition). Same expressions in the same order: the same bits.
+        const float mp = lane < np ? __ldcg(ml + 2 * lane) : -INFINITY;
+        const float lp = lane < np ? __ldcg(ml + 2 * lane + 1) : 0.f;
+        const float m = attn::warp_max<32>(mp);
+        const float wp = lane < np ? __expf(mp - m) : 0.f;
+        const float total = attn::warp_sum<32>(wp * lp);
+        float o[D / 32] = {};
+#pragma unroll 4
+        for (int p = 0; p < np; ++p) {
+          const float w = __shfl_sync(0xffffffffu, wp, p);
+#pragma unroll
+          for (int k = 0; k < D / 32; ++k) o[k] = fmaf(w, __ldcg(pacc + int64_t(p) * D + lane + 32 * k), o[k]);
+        }
+#pragma unroll
+        for (int k = 0; k < D / 32; ++k) out[bh * D + lane + 32 * k] = __float2bfloat16(o[k] / total);
+        continue;
+      }
+    }
     float m = -INFINITY;
     for (int p = lane; p < np; p += 32) m = fmaxf(m, __ldcg(ml + 2 * p));
     m = attn::warp_max<32>(m);

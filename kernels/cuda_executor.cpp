@@ -116,6 +116,8 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
     fused_ok_ = fused_ok_ && a16(L.wqkv) && a16(L.wo) && a16(L.w_gate_up) && a16(L.w_down) &&
                 a16(L.attn_norm) && a16(L.ffn_norm);
   ablate_ = parse_ablate(std::getenv("TWINFER_ABLATE"));
+  if (const char* t = std::getenv("TWINFER_STEP_TIMING"); t && std::atoi(t) != 0)
+    for (cudaEvent_t& e : step_ev_) TWINFER_CUDA_CHECK(cudaEventCreate(&e));
   // Measurement knob (docs/gpu.md): where the small-T GEMV hands over to cuBLAS.
   if (const char* r = std::getenv("TWINFER_GEMV_MAX_ROWS")) gemm_->gemv_max_rows = std::atoi(r);
 
@@ -153,6 +155,8 @@ CudaExecutor::~CudaExecutor() {
   for (Graph& g : graphs_)
     if (g.exec) cudaGraphExecDestroy(g.exec);
   for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  for (cudaEvent_t e : step_ev_)
+    if (e) cudaEventDestroy(e);
   if (meta_ && meta_->host) cudaFreeHost(meta_->host);
   if (kv_) cudaFree(kv_);
   if (kv_host_) cudaFreeHost(kv_host_);
@@ -539,6 +543,8 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
           g = &c;
           break;
         }
+    const bool timed = g && step_ev_[0];
+    if (timed) TWINFER_CUDA_CHECK(cudaEventRecord(step_ev_[0], stream_));
     if (g) {
       for (int32_t r = D; r < g->batch; ++r) {
         mt.h(mt.tokens)[r] = 0;
@@ -554,7 +560,9 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
       mt.upload(mt.dec_ctx, B, stream_);
       mt.upload(mt.sample_idx, B, stream_);
       mt.upload(mt.dec_bt, static_cast<size_t>(D) * MB, stream_);
+      if (timed) TWINFER_CUDA_CHECK(cudaEventRecord(step_ev_[1], stream_));
       TWINFER_CUDA_CHECK(cudaGraphLaunch(g->exec, stream_));
+      if (timed) TWINFER_CUDA_CHECK(cudaEventRecord(step_ev_[2], stream_));
       ++stats_.graph_steps;
       stats_.padded_rows += B - D;
     } else {
@@ -583,6 +591,17 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
       sampler_->sample(logits_, rows_, sampled_, stream_);  // synchronizes the stream
     } else {
       TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+    if (timed) {
+      TWINFER_CUDA_CHECK(cudaEventRecord(step_ev_[3], stream_));
+      TWINFER_CUDA_CHECK(cudaEventSynchronize(step_ev_[3]));
+      float ms[3] = {};
+      for (int i = 0; i < 3; ++i) TWINFER_CUDA_CHECK(cudaEventElapsedTime(&ms[i], step_ev_[i], step_ev_[i + 1]));
+      stats_.upload_ms += ms[0];
+      stats_.graph_ms += ms[1];
+      stats_.sample_ms += ms[2];
+      stats_.wall_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      ++stats_.timed_steps;
     }
     collect_marks();
   } else {
@@ -663,6 +682,14 @@ std::string CudaExecutor::report() const {
                 static_cast<long long>(stats_.graph_steps), static_cast<long long>(stats_.padded_rows),
                 static_cast<long long>(stats_.eager_steps));
   out += buf;
+  if (stats_.timed_steps > 0) {
+    const double n = static_cast<double>(stats_.timed_steps);
+    std::snprintf(buf, sizeof buf,
+                  "graph steps, mean per step: %.4f ms wall in execute, GPU %.4f ms uploads, %.4f ms graph, "
+                  "%.4f ms sampling (incl. host gap)\n",
+                  stats_.wall_ms / n, stats_.upload_ms / n, stats_.graph_ms / n, stats_.sample_ms / n);
+    out += buf;
+  }
   for (int kind = 0; kind < 2; ++kind) {
     const OpProfile& p = prof_[kind];
     if (p.steps == 0) continue;

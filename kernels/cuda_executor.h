@@ -41,6 +41,10 @@ struct CudaExecutorOptions {
 
 struct StepStats {  // counters for `twinfer bench` and calibration
   int64_t graph_steps = 0, eager_steps = 0, padded_rows = 0;
+  // TWINFER_STEP_TIMING=1: graph steps timed with events, to show how much of a step the GPU
+  // spends outside the replayed graph (uploads, sampling) and the host outside the GPU.
+  int64_t timed_steps = 0;
+  double upload_ms = 0, graph_ms = 0, sample_ms = 0, wall_ms = 0;
 };
 
 // Per-op device time, measured with events between launches (eager steps only: a profiled
@@ -108,6 +112,7 @@ class CudaExecutor final : public Executor {
   int prof_kind_ = 0;
   std::vector<cudaEvent_t> events_;  // profile_ops: a pool reused every step
   std::vector<Op> marks_;            // op started at events_[i]
+  cudaEvent_t step_ev_[4] = {};      // TWINFER_STEP_TIMING: before uploads, graph, sampler, after
   bool stream_capturing_ = false;
   void mark(Op op);                  // no-op unless profile_ops
   void collect_marks();              // after the step's sync

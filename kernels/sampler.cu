@@ -1,6 +1,6 @@
 // GpuSampler (kernels/sampler.h): packs each call's parameters and penalty/mask token lists
 // (CSR: offsets in RowDesc, ids in one int32 array) into a pinned host buffer, uploads them with
-// one copy, then runs either the argmax-only kernel (all-greedy batch, no penalties or masks) or
+// one copy, then runs either the argmax-only kernels (all-greedy batch, no penalties or masks) or
 // penalty_kernel + sample_kernel. Rows without top-k / top-p draw in id order inside
 // sample_kernel (no sort). Rank-truncated rows whose draw needs more than the shared-memory head
 // take a full-vocab sort (cub::DeviceRadixSort) afterwards; buffers for it are sized here, once.
@@ -35,6 +35,7 @@ struct GpuSampler::Impl {
   int32_t* h_out = nullptr;  // pinned [max_rows]
   int32_t* d_out = nullptr;  // [max_rows]
   RowStats* d_stats = nullptr;
+  Best* d_argmax_parts = nullptr;  // [max_rows, kArgmaxParts]
   int32_t* d_scratch = nullptr;  // [kPenaltyCtas, vocab], zero between calls
   uint64_t* d_keys_in = nullptr;
   uint64_t* d_keys_out = nullptr;
@@ -62,6 +63,7 @@ struct GpuSampler::Impl {
     cudaFreeHost(h_out);
     cudaFree(d_out);
     cudaFree(d_stats);
+    cudaFree(d_argmax_parts);
     cudaFree(d_scratch);
     cudaFree(d_keys_in);
     cudaFree(d_keys_out);
@@ -88,6 +90,7 @@ GpuSampler::GpuSampler(int64_t vocab, int max_rows, std::vector<int64_t> eos_ids
     TWINFER_CUDA_CHECK(cudaMallocHost(&m.h_out, sizeof(int32_t) * max_rows));
     TWINFER_CUDA_CHECK(cudaMalloc(&m.d_out, sizeof(int32_t) * max_rows));
     TWINFER_CUDA_CHECK(cudaMalloc(&m.d_stats, sizeof(RowStats) * max_rows));
+    TWINFER_CUDA_CHECK(cudaMalloc(&m.d_argmax_parts, sizeof(Best) * kArgmaxParts * max_rows));
     const size_t scratch = sizeof(int32_t) * kPenaltyCtas * static_cast<size_t>(vocab);
     TWINFER_CUDA_CHECK(cudaMalloc(&m.d_scratch, scratch));
     TWINFER_CUDA_CHECK(cudaMemset(m.d_scratch, 0, scratch));
@@ -172,14 +175,16 @@ void GpuSampler::sample(float* d_logits, std::span<const SampleRow> rows, std::s
     fast = fast && d.greedy && !d.penalize && d.n_mask == 0;
     desc[i] = d;
   }
-  const size_t bytes = m.tokens_offset() + sizeof(int32_t) * static_cast<size_t>(n_tok);
-  TWINFER_CUDA_CHECK(cudaMemcpyAsync(m.d_blob, m.h_blob, bytes, cudaMemcpyHostToDevice, s));
   const auto* d_desc = reinterpret_cast<const RowDesc*>(m.d_blob);
 
-  if (fast) {
-    argmax_kernel<<<n, kArgmaxThreads, 0, s>>>(d_logits, v, m.d_out);
-    check_launch("argmax_kernel");
+  if (fast) {  // plain argmax reads no row descriptors: no upload
+    argmax_part_kernel<<<dim3(kArgmaxParts, n), kArgmaxThreads, 0, s>>>(d_logits, v, m.d_argmax_parts);
+    check_launch("argmax_part_kernel");
+    argmax_final_kernel<<<n, 32, 0, s>>>(m.d_argmax_parts, m.d_out);
+    check_launch("argmax_final_kernel");
   } else {
+    const size_t bytes = m.tokens_offset() + sizeof(int32_t) * static_cast<size_t>(n_tok);
+    TWINFER_CUDA_CHECK(cudaMemcpyAsync(m.d_blob, m.h_blob, bytes, cudaMemcpyHostToDevice, s));
     if (n_pen > 0) {
       penalty_kernel<<<std::min(n_pen, kPenaltyCtas), kPenaltyThreads, 0, s>>>(
           d_logits, v, d_desc, reinterpret_cast<const int32_t*>(m.d_blob + m.rows_offset()), n_pen,

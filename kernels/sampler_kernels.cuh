@@ -15,7 +15,7 @@ namespace twinfer::cuda::sampler_detail {
 constexpr int kSampleThreads = 512;
 constexpr int kSortItems = 8;
 constexpr int kHeadCap = kSampleThreads * kSortItems;  // sorted head held in shared memory
-constexpr int kArgmaxThreads = 1024;
+constexpr int kArgmaxThreads = 256;
 constexpr int kPenaltyThreads = 256;
 constexpr int kZeroBucket = 128;  // histogram slot of q == 0
 
@@ -46,12 +46,34 @@ __device__ Best row_argmax(const float* l, int64_t vocab, float t,
   return r;  // valid in thread 0
 }
 
-// All-greedy batch without penalties: one pass over each row.
+// All-greedy batch without penalties: each row is split over kArgmaxParts CTAs (one CTA per
+// row was a single SM pulling the whole 0.5 MB row, tens of us at batch 1), then one warp per
+// row reduces the partial winners with the same tie rule.
+constexpr int kArgmaxParts = 32;
 __global__ void __launch_bounds__(kArgmaxThreads)
-argmax_kernel(const float* logits, int64_t vocab, int32_t* out) {
+argmax_part_kernel(const float* logits, int64_t vocab, Best* parts) {
   __shared__ typename cub::BlockReduce<Best, kArgmaxThreads>::TempStorage tmp;
-  const Best b = row_argmax<kArgmaxThreads>(logits + blockIdx.x * vocab, vocab, 1.0f, tmp);
-  if (threadIdx.x == 0) out[blockIdx.x] = b.i;
+  const int64_t chunk = (vocab + kArgmaxParts - 1) / kArgmaxParts;
+  const int64_t lo = blockIdx.x * chunk, hi = min(vocab, lo + chunk);
+  const float* l = logits + blockIdx.y * vocab;
+  Best b{-INFINITY, INT_MAX};
+#pragma unroll 4
+  for (int64_t i = lo + threadIdx.x; i < hi; i += kArgmaxThreads) {
+    const float s = l[i];
+    if (s > b.v) b = Best{s, static_cast<int32_t>(i)};
+  }
+  const Best r = cub::BlockReduce<Best, kArgmaxThreads>(tmp).Reduce(b, BestOp{});
+  if (threadIdx.x == 0) parts[blockIdx.y * kArgmaxParts + blockIdx.x] = r;
+}
+__global__ void __launch_bounds__(32) argmax_final_kernel(const Best* parts, int32_t* out) {
+  static_assert(kArgmaxParts <= 32, "one lane per part");
+  Best b = threadIdx.x < kArgmaxParts ? parts[blockIdx.x * kArgmaxParts + threadIdx.x]
+                                      : Best{-INFINITY, INT_MAX};
+  for (int o = 16; o > 0; o >>= 1) {
+    const Best other{__shfl_xor_sync(0xffffffffu, b.v, o), __shfl_xor_sync(0xffffffffu, b.i, o)};
+    b = BestOp{}(b, other);
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = b.i == INT_MAX ? 0 : b.i;
 }
 
 // Penalties (repetition over prompt+output, frequency/presence over output), then min_tokens

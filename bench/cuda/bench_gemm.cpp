@@ -1,4 +1,4 @@
-// GEMM / GEMV benchmarks: cuBLAS vs the hand-written GEMV (lab v2, and v1 for reference) at the
+// GEMM / GEMV benchmarks: cuBLAS vs the hand-written GEMVs (lab v3 and v2, and v1 for reference) at the
 // decode sizes of Llama-3-8B, and cuBLAS at prefill sizes. Small T reports "GB/s" (W bytes + x +
 // y over time: the roofline there is HBM, ~3.0 TB/s measured on the H100); every row also
 // reports "TFLOP/s" (2 T in out). Compare rows with the same shape and T to set gemv_max_rows.
@@ -20,8 +20,8 @@ constexpr Shape kShapes[] = {{"o_proj", 4096, 4096},   {"qkv", 6144, 4096},
                              {"down", 4096, 14336},    {"gate_up", 28672, 4096},
                              {"lm_head", 128256, 4096}, {"square", 8192, 8192}};
 
-enum Impl { kCublas = 0, kGemvV2 = 1, kGemvV1 = 2, kCublasLt = 3 };
-constexpr const char* kImplName[] = {"cublas", "gemv_v2", "gemv_v1", "cublaslt"};
+enum Impl { kCublas = 0, kGemvV2 = 1, kGemvV1 = 2, kCublasLt = 3, kGemvV3 = 4 };
+constexpr const char* kImplName[] = {"cublas", "gemv_v2", "gemv_v1", "cublaslt", "gemv_v3"};
 
 // Args: shape index, T, impl.
 void BM_Gemm(benchmark::State& state) {
@@ -41,6 +41,8 @@ void BM_Gemm(benchmark::State& state) {
   time_launches(state, reps, [&](int i) {
     const bf16* w = W.p + (i % copies) * wn;
     if (impl == kGemvV1) cuda::lab::gemv_v1(x.p, T, sh.in, w, sh.out, y.p, nullptr);
+    else if (impl == kGemvV2) cuda::lab::gemv_v2(x.p, T, sh.in, w, sh.out, y.p, nullptr);
+    else if (impl == kGemvV3) cuda::lab::gemv_v3(x.p, T, sh.in, w, sh.out, y.p, nullptr);
     else gemm.run(x.p, T, sh.in, w, sh.out, y.p);
   });
   const double bytes = 2.0 * (double(wn) + double(T) * sh.in + double(T) * sh.out);
@@ -56,6 +58,7 @@ void small_t_args(benchmark::internal::Benchmark* b) {
     for (int T : {1, 2, 3, 4, 6, 8, 16}) {
       b->Args({s, T, kCublas});
       b->Args({s, T, kGemvV2});
+      if (T <= cuda::lab::kGemvV3MaxT) b->Args({s, T, kGemvV3});
       if (T == 1 || T == 8) b->Args({s, T, kGemvV1});
     }
 }

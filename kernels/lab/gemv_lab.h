@@ -40,6 +40,24 @@ void gemv_v2(const bf16* x, int T, int in, const bf16* W, int out, float* y, cud
 void gemv_v2_gate_up_silu(const bf16* x, int T, int in, const bf16* W_gu, int I, bf16* act,
                           cudaStream_t s);
 
+// v3: v2's per-row arithmetic (same bits) with W streamed into shared memory by TMA bulk copies
+// (a ring of 16 KB stages per block, a producer warp, 4 consumer warps, persistent blocks), so
+// the bytes in flight no longer depend on registers and warp count. sm_90+, T <= 2, same
+// alignment needs as v2; gemv_v3_applicable() says whether it runs here.
+constexpr int kGemvV3MaxT = 2;
+bool gemv_v3_supported();  // the device is sm_90+ and this build carries sm_90 code
+bool gemv_v3_applicable(const bf16* x, int T, int in, const bf16* W);
+void gemv_v3(const bf16* x, int T, int in, const bf16* W, int out, bf16* y, cudaStream_t s);
+void gemv_v3(const bf16* x, int T, int in, const bf16* W, int out, float* y, cudaStream_t s);
+void gemv_v3_gate_up_silu(const bf16* x, int T, int in, const bf16* W_gu, int I, bf16* act,
+                          cudaStream_t s);
+void gemv_v3_norm(const bf16* x, const bf16* norm_w, float eps, int T, int in, const bf16* W,
+                  int out, bf16* y, cudaStream_t s);
+void gemv_v3_norm_gate_up_silu(const bf16* x, const bf16* norm_w, float eps, int T, int in,
+                               const bf16* W_gu, int I, bf16* act, cudaStream_t s);
+void gemv_v3_add(const bf16* x, int T, int in, const bf16* W, int out, bf16* residual,
+                 cudaStream_t s);
+
 }  // namespace twinfer::cuda::lab
 
 namespace twinfer::cuda {

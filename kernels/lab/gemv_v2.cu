@@ -14,13 +14,17 @@
 #include <type_traits>
 
 #include "kernels/bf16_vec.cuh"
+#include "kernels/lab/gemv_common.cuh"
 #include "kernels/lab/gemv_lab.h"
 #include "kernels/pdl.cuh"
 
 namespace twinfer::cuda::lab {
 namespace {
 
-constexpr int kThreads = 128;     // default block: 4 warps, fine-grained blocks spread evenly
+// Default block: 4 warps. 256 threads measured faster in the batch-1 decode step (H100, graphs:
+// 168.4-169.0 vs 166.8-167.2 tok/s); switching needs the fused norm's sum order fixed first
+// (branch wip/s6-gemv256-pack, kernels/lab/NOTES_gemm.md).
+constexpr int kThreads = 128;
 constexpr int kMaxThreads = 512;  // the kernel indexes by blockDim.x up to this
 
 // Measurement switch (docs/gpu.md): TWINFER_GEMV_THREADS=128|256|512 sets the block size.
@@ -54,14 +58,7 @@ __device__ __forceinline__ uint4 ld_stream_early(const bf16* p) {
   return v;
 }
 
-template <class OutT>
-__device__ __forceinline__ OutT to_out(float v);
-template <>
-__device__ __forceinline__ bf16 to_out<bf16>(float v) { return __float2bfloat16(v); }
-template <>
-__device__ __forceinline__ float to_out<float>(float v) { return v; }
-
-// grid (ceil(out / (RO * 4))), block (128). x [T, in], W [*, in], y [T, out]; in % 8 == 0 and
+// grid (ceil(out / (RO * warps per block))), block gemv_threads(). x [T, in], W [*, in], y [T, out]; in % 8 == 0 and
 // x, W 16-byte aligned (the launcher checks), so vector v of a row is elements 8v .. 8v+7.
 // Plain: W is [out, in], a warp owns rows row0 .. row0+R-1 (RO = R outputs).
 // kGateUp: W is [2 out, in] (gate rows, then up rows), out = I; a warp owns gate rows
@@ -118,27 +115,9 @@ __global__ void __launch_bounds__(kMaxThreads)
   [[maybe_unused]] float inv[T];
   if constexpr (kNorm) {
     __shared__ float s_ss[kMaxThreads / 32][T];
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-      float ss = 0.f;
-      for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
-        float f[8];
-        unpack8(__ldg(reinterpret_cast<const uint4*>(x + int64_t(t) * in) + v), f);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) ss += f[j] * f[j];
-      }
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-      if (lane == 0) s_ss[threadIdx.x / 32][t] = ss;
-    }
+    gemv_norm_partials<T>(x, in, threadIdx.x, blockDim.x, s_ss);
     __syncthreads();
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-      float ss = 0.f;
-#pragma unroll
-      for (int k = 0; k < int(blockDim.x / 32); ++k) ss += s_ss[k][t];
-      inv[t] = rsqrtf(ss / float(in) + fz.eps);
-    }
+    gemv_norm_inv<T>(s_ss, blockDim.x / 32, in, fz.eps, inv);
     if (!active) return;
   }
 
@@ -147,24 +126,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     for (int u = 0; u < U; ++u) {
       const int v = base + 32 * u;
       if (v >= nvec) break;
-      float wf[R][8];
-#pragma unroll
-      for (int r = 0; r < R; ++r) unpack8(w[u][r], wf[r]);
-      float g[8];
-      if constexpr (kNorm) unpack8(__ldg(reinterpret_cast<const uint4*>(fz.norm_w) + v), g);
-#pragma unroll
-      for (int t = 0; t < T; ++t) {
-        float xf[8];
-        unpack8(__ldg(reinterpret_cast<const uint4*>(x + int64_t(t) * in) + v), xf);
-        if constexpr (kNorm) {
-#pragma unroll
-          for (int j = 0; j < 8; ++j) xf[j] = round_bf16(g[j] * round_bf16(xf[j] * inv[t]));
-        }
-#pragma unroll
-        for (int r = 0; r < R; ++r)
-#pragma unroll
-          for (int j = 0; j < 8; ++j) acc[r][t] = fmaf(wf[r][j], xf[j], acc[r][t]);
-      }
+      gemv_fma_vec<T, R, kNorm>(w[u], x, in, v, fz, inv, acc);
     }
     const int next = base + 32 * U;
     if (next < nvec) {
@@ -176,31 +138,7 @@ __global__ void __launch_bounds__(kMaxThreads)
       }
     }
   }
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int t = 0; t < T; ++t)
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) acc[r][t] += __shfl_xor_sync(0xffffffffu, acc[r][t], o);
-  // After the butterfly every lane holds every sum; lane (r * T + t) % 32 stores (r, t).
-#pragma unroll
-  for (int r = 0; r < RO; ++r)
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-      if (lane != (r * T + t) % 32 || row0 + r >= out) continue;
-      if constexpr (kGateUp) {
-        // Same expression as silu_mul (kernels/elementwise.cu): full-precision expf.
-        const float g = round_bf16(acc[r][t]), u = round_bf16(acc[r + RO][t]);
-        y[int64_t(t) * out + row0 + r] = __float2bfloat16(round_bf16(g / (1.f + expf(-g))) * u);
-      } else if constexpr (kAdd) {
-        // residual = bf16(residual + bf16(acc)): the rounding of a separate projection output
-        // followed by add_rms_norm's add.
-        OutT* p = y + int64_t(t) * out + row0 + r;
-        *p = __float2bfloat16(__bfloat162float(*p) + round_bf16(acc[r][t]));
-      } else {
-        y[int64_t(t) * out + row0 + r] = to_out<OutT>(acc[r][t]);
-      }
-    }
+  gemv_store<T, R, RO, kGateUp, kAdd>(acc, lane, row0, out, y);
 }
 
 template <int T, bool kGateUp, bool kNorm, bool kAdd, class OutT>

@@ -4,17 +4,11 @@
 // against, and the fallback for shapes v2 does not take (in % 8 != 0, unaligned pointers).
 #include <string>
 
+#include "kernels/lab/gemv_common.cuh"
 #include "kernels/lab/gemv_lab.h"
 
 namespace twinfer::cuda::lab {
 namespace {
-
-template <class OutT>
-__device__ __forceinline__ OutT to_out(float v);
-template <>
-__device__ __forceinline__ bf16 to_out<bf16>(float v) { return __float2bfloat16(v); }
-template <>
-__device__ __forceinline__ float to_out<float>(float v) { return v; }
 
 // grid (ceil(out / 4)), block (128): warp w of the grid owns output row w of y [T, out].
 template <class OutT>

@@ -116,6 +116,7 @@ class CudaExecutor final : public Executor {
   bool stream_capturing_ = false;
   void mark(Op op);                  // no-op unless profile_ops
   void collect_marks();              // after the step's sync
+  void collect_step_timing(double wall_ms);  // TWINFER_STEP_TIMING, after the step's sync
 
   int32_t max_tokens_ = 0, max_blocks_per_seq_ = 0;
   bool fused_ok_ = false;   // alignment allows the fused small-step path

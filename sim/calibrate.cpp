@@ -246,7 +246,7 @@ struct Prepared {
       const StepSample& x = xs[i];
       const bool has_ops = ops[i] && !ops[i]->empty();
       if (!(x.wall_s > 0) && !has_ops) continue;
-      const StepCost c = models[model_of[i]].step_cost(x.shape, has_ops, x.new_rows, x.new_rows_ordinal, x.new_band);
+      const StepCost c = sample_cost(models[model_of[i]], x, has_ops);
       if (x.wall_s > 0) {
         wall_sum += x.weight * loss(c.total_s / x.wall_s - 1, huber);
         wall_w += x.weight;
@@ -326,7 +326,7 @@ double step_samples_objective(const CalibSetup& s, const CostParams& p,
 
 double predict_sample_s(const CalibSetup& s, const CostParams& p, const StepSample& x) {
   const CostModel cm(s.model, s.hw, p, s.weight_dtype, x.kv_dtype, 1, x.eager);
-  return cm.step_cost(x.shape, false, x.new_rows, x.new_rows_ordinal, x.new_band).total_s;
+  return sample_cost(cm, x).total_s;
 }
 
 namespace {

@@ -112,6 +112,11 @@ FitResult fit_step_samples(const CalibSetup& s, const std::vector<StepSample>& s
                            const std::vector<CalibMeasurement>& op_anchor = {});
 double step_samples_objective(const CalibSetup& s, const CostParams& p,
                               const std::vector<StepSample>& samples, double huber_delta = 0);
+// One sample's cost under `cm` (a model built for its KV dtype and eager flag): the one place
+// that passes a sample's first-use flags to the cost model.
+inline StepCost sample_cost(const CostModel& cm, const StepSample& x, bool breakdown = false) {
+  return cm.step_cost(x.shape, breakdown, x.new_rows, x.new_rows_ordinal, x.new_band);
+}
 // Predicted time of one sample under `p`.
 double predict_sample_s(const CalibSetup& s, const CostParams& p, const StepSample& x);
 

@@ -21,11 +21,10 @@ class Predictor {
   Predictor(const CalibSetup& s, const CostParams& p) : s_(s), p_(p) {}
   double operator()(const StepSample& x) {
     for (Entry& e : models_)
-      if (e.kv == x.kv_dtype && e.eager == x.eager)
-        return e.model.step_cost(x.shape, false, x.new_rows, x.new_rows_ordinal, x.new_band).total_s;
+      if (e.kv == x.kv_dtype && e.eager == x.eager) return sample_cost(e.model, x).total_s;
     models_.push_back(Entry{x.kv_dtype, x.eager,
                             CostModel(s_.model, s_.hw, p_, s_.weight_dtype, x.kv_dtype, 1, x.eager)});
-    return models_.back().model.step_cost(x.shape, false, x.new_rows, x.new_rows_ordinal, x.new_band).total_s;
+    return sample_cost(models_.back().model, x).total_s;
   }
 
  private:

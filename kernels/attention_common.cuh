@@ -113,6 +113,28 @@ __device__ __forceinline__ void partition_softmax(float (&s_p)[GM][kP], int n, f
   }
 }
 
+// Split-K decode, pass 3 for one batch of N V vectors in registers: vv[u] is token
+// t0 + u * stride (this lane's 8 dims of it); acc[g][:] += p[g][t] v[t][:] for every token < n.
+template <class T, int GM, int kP, int N>
+__device__ __forceinline__ void accumulate_pv(const typename KvVec<T>::Raw (&vv)[N],
+                                              const float (&s_p)[GM][kP], int t0, int stride, int n,
+                                              float (&acc)[GM][KvVec<T>::VEC]) {
+#pragma unroll
+  for (int u = 0; u < N; ++u) {
+    const int t = t0 + u * stride;
+    if (t < n) {
+      float vf[KvVec<T>::VEC];
+      KvVec<T>::to_f32(vv[u], vf);
+#pragma unroll
+      for (int g = 0; g < GM; ++g) {
+        const float p = s_p[g][t];
+#pragma unroll
+        for (int v = 0; v < KvVec<T>::VEC; ++v) acc[g][v] = fmaf(p, vf[v], acc[g][v]);
+      }
+    }
+  }
+}
+
 // Split-K decode, end of pass 3: lanes with the same l (of LPT lanes per token) hold the same
 // dims for different tokens, so acc is summed over lane offsets >= LPT, then across warps into
 // s_out (zeroed by the caller).

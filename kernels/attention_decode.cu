@@ -142,20 +142,7 @@ __global__ __launch_bounds__(kThreads) void decode_split_kernel(
   for (int base = 0; base < n; base += kStep) {
     Raw vv[kUnroll];
     load_batch(vv, vc, base);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int t = base + u * TPS + warp * TPW + tw;
-      if (t < n) {
-        float vf[VEC];
-        KvVec<T>::to_f32(vv[u], vf);
-#pragma unroll
-        for (int g = 0; g < GM; ++g) {
-          const float p = s_p[g][t];
-#pragma unroll
-          for (int v = 0; v < VEC; ++v) acc[g][v] = fmaf(p, vf[v], acc[g][v]);
-        }
-      }
-    }
+    attn::accumulate_pv<T>(vv, s_p, base + warp * TPW + tw, TPS, n, acc);
   }
   attn::reduce_acc_to_smem<GM, VEC, LPT, D>(acc, s_out, lane);
   __syncthreads();

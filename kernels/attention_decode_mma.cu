@@ -103,7 +103,7 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
   constexpr int E = kElems<T>;
   constexpr int J = D / (4 * E);   // 16-byte loads per row per lane
   constexpr int KB = E / 4;        // k-blocks per load
-  static_assert(D % (4 * E) == 0 && GM >= 1 && GM <= 8, "unsupported shape");
+  static_assert(D % (4 * E) == 0 && GM >= 1 && GM <= 8, "unsupported shape");  // so D % 32 == 0
   constexpr int VEC = KvVec<T>::VEC;
   constexpr int LPT = D / VEC;  // pass 3: lanes per token
   static_assert(LPT >= 1 && LPT <= 32 && 32 % LPT == 0, "unsupported head_dim");
@@ -272,20 +272,7 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
       if constexpr (kVEarly) vv[u] = vpre[u];  // base is 0: n <= kP <= kStepV
       else vv[u] = t < n ? load_v(t) : KvVec<T>::zero();
     }
-#pragma unroll
-    for (int u = 0; u < kUnrollV; ++u) {
-      const int t = base + u * TPS + warp * TPW + tw;
-      if (t < n) {
-        float vf[VEC];
-        KvVec<T>::to_f32(vv[u], vf);
-#pragma unroll
-        for (int hh = 0; hh < GM; ++hh) {
-          const float p = s_p[hh][t];
-#pragma unroll
-          for (int v = 0; v < VEC; ++v) acc[hh][v] = fmaf(p, vf[v], acc[hh][v]);
-        }
-      }
-    }
+    attn::accumulate_pv<T>(vv, s_p, base + warp * TPW + tw, TPS, n, acc);
   }
   attn::reduce_acc_to_smem<GM, VEC, LPT, D>(acc, s_out, lane);
   __syncthreads();
@@ -321,27 +308,25 @@ __global__ __launch_bounds__(kThreads) void decode_mma_kernel(
     const int64_t bh = int64_t(b) * n_heads + h0 + hh;
     const float* ml = ws.ml + bh * num_parts * 2;
     const float* pacc = ws.acc + bh * num_parts * D;
-    if constexpr (D % 32 == 0) {
-      if (np <= 32) {
-        // One lane per partition: (max, sum) are read once and every partial accumulator is
-        // in flight at the same time, two round trips to L2 in all (the loop below takes one
-        // per partition). Same expressions in the same order: the same bits.
-        const float mp = lane < np ? __ldcg(ml + 2 * lane) : -INFINITY;
-        const float lp = lane < np ? __ldcg(ml + 2 * lane + 1) : 0.f;
-        const float m = attn::warp_max<32>(mp);
-        const float wp = lane < np ? __expf(mp - m) : 0.f;
-        const float total = attn::warp_sum<32>(wp * lp);
-        float o[D / 32] = {};
+    if (np <= 32) {
+      // One lane per partition: (max, sum) are read once and every partial accumulator is
+      // in flight at the same time, two round trips to L2 in all (the loop below takes one
+      // per partition). Same expressions in the same order: the same bits.
+      const float mp = lane < np ? __ldcg(ml + 2 * lane) : -INFINITY;
+      const float lp = lane < np ? __ldcg(ml + 2 * lane + 1) : 0.f;
+      const float m = attn::warp_max<32>(mp);
+      const float wp = lane < np ? __expf(mp - m) : 0.f;
+      const float total = attn::warp_sum<32>(wp * lp);
+      float o[D / 32] = {};
 #pragma unroll 4
-        for (int p = 0; p < np; ++p) {
-          const float w = __shfl_sync(0xffffffffu, wp, p);
+      for (int p = 0; p < np; ++p) {
+        const float w = __shfl_sync(0xffffffffu, wp, p);
 #pragma unroll
-          for (int k = 0; k < D / 32; ++k) o[k] = fmaf(w, __ldcg(pacc + int64_t(p) * D + lane + 32 * k), o[k]);
-        }
-#pragma unroll
-        for (int k = 0; k < D / 32; ++k) out[bh * D + lane + 32 * k] = __float2bfloat16(o[k] / total);
-        continue;
+        for (int k = 0; k < D / 32; ++k) o[k] = fmaf(w, __ldcg(pacc + int64_t(p) * D + lane + 32 * k), o[k]);
       }
+#pragma unroll
+      for (int k = 0; k < D / 32; ++k) out[bh * D + lane + 32 * k] = __float2bfloat16(o[k] / total);
+      continue;
     }
     float m = -INFINITY;
     for (int p = lane; p < np; p += 32) m = fmaxf(m, __ldcg(ml + 2 * p));

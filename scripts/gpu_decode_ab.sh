@@ -22,9 +22,9 @@ if [ $# -lt 1 ]; then
   exit 2
 fi
 for v in "$@"; do
+  case $v in *=*) ;; *) echo "$0: '$v': expected NAME=BIN[:VAR=VAL,...]" >&2; exit 2 ;; esac
   spec=${v#*=}
   bin=${spec%%:*}
-  case $v in *=*) ;; *) echo "$0: '$v': expected NAME=BIN[:VAR=VAL,...]" >&2; exit 2 ;; esac
   [ -x "$bin" ] || { echo "$0: '$bin' (variant ${v%%=*}): not an executable" >&2; exit 2; }
 done
 mkdir -p "$OUT"

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core/error.h"
 #include "core/sampling.h"
@@ -56,6 +57,12 @@ struct CudaExecutor::Meta {
   void upload(T* d, size_t count, cudaStream_t s) const {
     if (count == 0) return;
     TWINFER_CUDA_CHECK(cudaMemcpyAsync(d, h(d), count * sizeof(T), cudaMemcpyHostToDevice, s));
+  }
+  // Everything from the start of the layout up to (not including) `end`, in one copy.
+  template <class T>
+  void upload_through(T* end, cudaStream_t s) const {
+    const size_t n = static_cast<size_t>(reinterpret_cast<uint8_t*>(end) - static_cast<uint8_t*>(dev));
+    if (n > 0) TWINFER_CUDA_CHECK(cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, s));
   }
 };
 
@@ -116,6 +123,19 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
     fused_ok_ = fused_ok_ && a16(L.wqkv) && a16(L.wo) && a16(L.w_gate_up) && a16(L.w_down) &&
                 a16(L.attn_norm) && a16(L.ffn_norm);
   ablate_ = parse_ablate(std::getenv("TWINFER_ABLATE"));
+  if (const char* e = std::getenv("TWINFER_L2_PREFETCH")) {
+    const std::string all(e);
+    for (size_t pos = 0; pos <= all.size();) {
+      const size_t comma = std::min(all.find(',', pos), all.size());
+      const std::string name = all.substr(pos, comma - pos);
+      pos = comma + 1;
+      if (name == "o") l2_prefetch_ |= kPrefetchO;
+      else if (name == "o_half") l2_prefetch_ |= kPrefetchOHalf;
+      else if (name == "next_qkv") l2_prefetch_ |= kPrefetchNextQkv;
+      else if (!name.empty() && name != "off")
+        throw ConfigError("TWINFER_L2_PREFETCH: unknown '" + name + "' (expected o, o_half, next_qkv or off)");
+    }
+  }
   if (const char* t = std::getenv("TWINFER_STEP_TIMING"); t && std::atoi(t) != 0)
     for (cudaEvent_t& e : step_ev_) TWINFER_CUDA_CHECK(cudaEventCreate(&e));
   // Measurement knob (docs/gpu.md): where the small-T GEMV hands over to cuBLAS.
@@ -147,6 +167,21 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
   mt.dec_bt = reinterpret_cast<int32_t*>(d + o_dbt);
   mt.pf_bt = reinterpret_cast<int32_t*>(d + o_pbt);
 
+  // Graph steps: decode rows only (at most max_seqs), no prefill arrays; slots first for their
+  // 8-byte alignment, the block tables last so a step copies only the rows it uses.
+  gmeta_ = std::make_unique<Meta>();
+  Meta& g = *gmeta_;
+  g.bytes = S * (8 + 4 * 4) + S * B * 4;
+  g.dev = alloc(g.bytes);
+  TWINFER_CUDA_CHECK(cudaMallocHost(&g.host, g.bytes));
+  auto* gd = static_cast<uint8_t*>(g.dev);
+  g.slots = reinterpret_cast<int64_t*>(gd);
+  g.tokens = reinterpret_cast<int32_t*>(gd + S * 8);
+  g.positions = g.tokens + S;
+  g.dec_ctx = g.positions + S;
+  g.sample_idx = g.dec_ctx + S;
+  g.dec_bt = g.sample_idx + S;
+
   sampler_ = std::make_unique<GpuSampler>(s.vocab_size, opt_.max_num_seqs, s.eos_token_ids);
   TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
@@ -158,6 +193,7 @@ CudaExecutor::~CudaExecutor() {
   for (cudaEvent_t e : step_ev_)
     if (e) cudaEventDestroy(e);
   if (meta_ && meta_->host) cudaFreeHost(meta_->host);
+  if (gmeta_ && gmeta_->host) cudaFreeHost(gmeta_->host);
   if (kv_) cudaFree(kv_);
   if (kv_host_) cudaFreeHost(kv_host_);
   for (void* p : allocations_) cudaFree(p);
@@ -184,7 +220,7 @@ void CudaExecutor::set_layer_kv(void* base, int32_t num_blocks) {
   }
 }
 
-void CudaExecutor::forward(int T, int D, int S, int max_q_len, int max_context, int R) {
+void CudaExecutor::forward(const Meta& mt, int T, int D, int S, int max_q_len, int max_context, int R) {
   const ModelSpec& s = m_.spec;
   const int H = static_cast<int>(s.hidden_size), QD = static_cast<int>(s.q_dim()),
             QKV = static_cast<int>(s.q_dim() + 2 * s.kv_dim()), I = static_cast<int>(s.intermediate_size),
@@ -192,7 +228,6 @@ void CudaExecutor::forward(int T, int D, int S, int max_q_len, int max_context, 
             HD = static_cast<int>(s.head_dim);
   const float eps = static_cast<float>(s.rms_norm_eps);
   const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
-  const Meta& mt = *meta_;
   // Small steps (decode) take the fused path: the norms run inside the GEMVs that consume them
   // and the residual adds inside the GEMVs that produce them, so x_ always holds the residual.
   const bool fused = opt_.fuse_small_steps && T <= gemm_->gemv_max_rows && fused_ok_;
@@ -218,6 +253,14 @@ void CudaExecutor::forward(int T, int D, int S, int max_q_len, int max_context, 
     if (on(Op::rope_kv))
       rope_kv_write(qkv_, L.bqkv, T, mt.positions, m_.inv_freq, NH, NKV, HD, mt.slots,
                     layer_kv_[l], stream_);
+    if (fused && l2_prefetch_ & (kPrefetchO | kPrefetchOHalf)) {
+      // During decode attention's chain of round trips: o_proj's weights [H, QD], all of
+      // them, or the second half of each row (the GEMV's first load batch covers the first
+      // half at one row per warp).
+      const int64_t pitch = int64_t(QD) * 2;
+      if (l2_prefetch_ & kPrefetchO) l2_prefetch_rows(L.wo, 1, pitch * H, 0, pitch * H, stream_);
+      else l2_prefetch_rows(L.wo, H, pitch, pitch / 2, pitch / 2, stream_);
+    }
     mark(Op::attn_decode);
     if (D > 0 && on(Op::attn_decode))
       paged_decode_attention(qkv_, QKV, D, mt.dec_ctx, mt.dec_bt, max_blocks_per_seq_, layer_kv_[l],
@@ -261,6 +304,13 @@ void CudaExecutor::forward(int T, int D, int S, int max_q_len, int max_context, 
   if (R > 0 && on(Op::lm_head)) {
     embed(h_, mt.sample_idx, R, H, fin_, stream_);  // gathers the rows that sample
     gemm_->run_f32(fin_, R, H, m_.lm_head, static_cast<int>(s.vocab_size), logits_);
+  }
+  // The host's gap between steps (sampling, the next step's upload) leaves HBM idle: the next
+  // step's first weights can arrive in L2 meanwhile.
+  if (fused && l2_prefetch_ & kPrefetchNextQkv) {
+    const DeviceLayer& L0 = m_.layers.front();
+    const int64_t bytes = int64_t(QKV) * H * 2;
+    l2_prefetch_rows(L0.wqkv, 1, bytes, 0, bytes, stream_);
   }
 }
 
@@ -307,7 +357,7 @@ size_t CudaExecutor::profile() {
   mt.upload(mt.pf_ctx, S, stream_);
   mt.upload(mt.pf_bt, static_cast<size_t>(S) * max_blocks_per_seq_, stream_);
   mt.upload(mt.sample_idx, 1, stream_);
-  forward(row, 0, S, per_seq, per_seq, 1);
+  forward(mt, row, 0, S, per_seq, per_seq, 1);
   TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
   marks_.clear();
   size_t free_b = 0, total_b = 0;
@@ -378,7 +428,7 @@ void CudaExecutor::capture_graphs() {
   // Padding rows: token 0 at position 0, no KV write (slot -1), context 0 (attention writes
   // zeros), so a captured batch of B serves any decode step of up to B sequences.
   const auto t0 = std::chrono::steady_clock::now();
-  Meta& mt = *meta_;
+  Meta& mt = *gmeta_;
   const int32_t Bmax = graph_sizes_.empty() ? 0 : graph_sizes_.back();
   for (int32_t i = 0; i < Bmax; ++i) {
     mt.h(mt.tokens)[i] = 0;
@@ -387,23 +437,19 @@ void CudaExecutor::capture_graphs() {
     mt.h(mt.dec_ctx)[i] = 0;
     mt.h(mt.sample_idx)[i] = i;
   }
-  mt.upload(mt.tokens, Bmax, stream_);
-  mt.upload(mt.positions, Bmax, stream_);
-  mt.upload(mt.slots, Bmax, stream_);
-  mt.upload(mt.dec_ctx, Bmax, stream_);
-  mt.upload(mt.sample_idx, Bmax, stream_);
+  mt.upload_through(mt.dec_bt, stream_);
   TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
   // Largest first, as vLLM does, so smaller graphs reuse the memory pool of larger ones.
   for (auto it = graph_sizes_.rbegin(); it != graph_sizes_.rend(); ++it) {
     const int32_t B = *it;
-    forward(B, B, 0, 0, opt_.max_model_len, B);  // warm-up outside capture (cuBLAS heuristics)
+    forward(mt, B, B, 0, 0, opt_.max_model_len, B);  // warm-up outside capture (cuBLAS heuristics)
     TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
     marks_.clear();
     cudaGraph_t g = nullptr;
     TWINFER_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     stream_capturing_ = true;
     try {
-      forward(B, B, 0, 0, opt_.max_model_len, B);
+      forward(mt, B, B, 0, 0, opt_.max_model_len, B);
       stream_capturing_ = false;
     } catch (...) {
       stream_capturing_ = false;
@@ -546,20 +592,22 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
     const bool timed = g && step_ev_[0];
     if (timed) TWINFER_CUDA_CHECK(cudaEventRecord(step_ev_[0], stream_));
     if (g) {
-      for (int32_t r = D; r < g->batch; ++r) {
-        mt.h(mt.tokens)[r] = 0;
-        mt.h(mt.positions)[r] = 0;
-        mt.h(mt.slots)[r] = -1;
-        mt.h(mt.dec_ctx)[r] = 0;
-      }
-      for (int32_t r = 0; r < g->batch; ++r) mt.h(mt.sample_idx)[r] = r;
+      // The rows were laid out in meta_'s mirror; the graph reads gmeta_'s packed copy.
+      Meta& gm = *gmeta_;
       const int32_t B = g->batch;
-      mt.upload(mt.tokens, B, stream_);
-      mt.upload(mt.positions, B, stream_);
-      mt.upload(mt.slots, B, stream_);
-      mt.upload(mt.dec_ctx, B, stream_);
-      mt.upload(mt.sample_idx, B, stream_);
-      mt.upload(mt.dec_bt, static_cast<size_t>(D) * MB, stream_);
+      std::copy_n(mt.h(mt.tokens), D, gm.h(gm.tokens));
+      std::copy_n(mt.h(mt.positions), D, gm.h(gm.positions));
+      std::copy_n(mt.h(mt.slots), D, gm.h(gm.slots));
+      std::copy_n(mt.h(mt.dec_ctx), D, gm.h(gm.dec_ctx));
+      std::copy_n(mt.h(mt.dec_bt), static_cast<size_t>(D) * MB, gm.h(gm.dec_bt));
+      for (int32_t r = D; r < B; ++r) {
+        gm.h(gm.tokens)[r] = 0;
+        gm.h(gm.positions)[r] = 0;
+        gm.h(gm.slots)[r] = -1;
+        gm.h(gm.dec_ctx)[r] = 0;
+      }
+      for (int32_t r = 0; r < B; ++r) gm.h(gm.sample_idx)[r] = r;
+      gm.upload_through(gm.dec_bt + static_cast<size_t>(D) * MB, stream_);
       if (timed) TWINFER_CUDA_CHECK(cudaEventRecord(step_ev_[1], stream_));
       TWINFER_CUDA_CHECK(cudaGraphLaunch(g->exec, stream_));
       if (timed) TWINFER_CUDA_CHECK(cudaEventRecord(step_ev_[2], stream_));
@@ -580,7 +628,7 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
         mt.upload(mt.pf_ctx, S, stream_);
         mt.upload(mt.pf_bt, static_cast<size_t>(S) * MB, stream_);
       }
-      forward(T, D, S, max_q, std::max(max_ctx, 1), R);
+      forward(mt, T, D, S, max_q, std::max(max_ctx, 1), R);
       ++stats_.eager_steps;
     }
     if (R > 0) {

@@ -102,6 +102,9 @@ class CudaExecutor final : public Executor {
   std::unique_ptr<Gemm> gemm_;
   std::unique_ptr<GpuSampler> sampler_;
   std::unique_ptr<Meta> meta_;
+  // Graph steps' arrays, packed back to back so a decode step uploads them in one copy (six
+  // copies cost ~0.02 ms of a 6 ms batch-1 step); graphs are captured against this one.
+  std::unique_ptr<Meta> gmeta_;
   std::vector<Graph> graphs_;
   std::vector<int32_t> graph_sizes_;
   double capture_s_ = 0;
@@ -121,6 +124,10 @@ class CudaExecutor final : public Executor {
   int32_t max_tokens_ = 0, max_blocks_per_seq_ = 0;
   bool fused_ok_ = false;   // alignment allows the fused small-step path
   uint32_t ablate_ = 0;     // TWINFER_ABLATE (timing only)
+  // TWINFER_L2_PREFETCH (measurement switch, docs/gpu.md): which weights small steps prefetch
+  // into L2 during latency-bound gaps; bits of L2Prefetch.
+  enum L2Prefetch : uint32_t { kPrefetchO = 1, kPrefetchOHalf = 2, kPrefetchNextQkv = 4 };
+  uint32_t l2_prefetch_ = 0;
   // Activations, [max_tokens_, width] bf16 unless noted.
   bf16 *x_ = nullptr, *h_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *o_ = nullptr,
        *gu_ = nullptr, *act_ = nullptr, *fin_ = nullptr;  // fin_: [max_num_seqs, hidden]
@@ -147,9 +154,10 @@ class CudaExecutor final : public Executor {
 
   void* alloc(size_t bytes);
   void set_layer_kv(void* base, int32_t num_blocks);
-  // The forward over the step whose index arrays are in meta_: T rows, the first D single-token
-  // decode rows, then S multi-token sequences; R rows to sample (indices in meta_). Launch only.
-  void forward(int T, int D, int S, int max_q_len, int max_context, int R);
+  // The forward over the step whose index arrays are in mt (meta_, or gmeta_ for graphs): T
+  // rows, the first D single-token decode rows, then S multi-token sequences; R rows to sample
+  // (indices in mt). Launch only.
+  void forward(const Meta& mt, int T, int D, int S, int max_q_len, int max_context, int R);
   void capture_graphs();
   void warm_gemms();
   void do_swaps_and_copies(const StepPlan& plan);

@@ -158,6 +158,13 @@ void gemv_norm_gate_up_silu_bf16(const bf16* x, const bf16* norm_w, float eps, i
 void gemv_add_bf16(const bf16* x, int T, int in, const bf16* W, int out, bf16* residual,
                    cudaStream_t s);
 
+// ---- L2 prefetch (kernels/l2_prefetch.cu) -------------------------------------------------
+// Bulk prefetch into L2 (sm_90; a no-op kernel elsewhere) of `rows` ranges of `len` bytes, each
+// starting `skip` bytes into a row of `pitch` bytes from `base`; all multiples of 16. Launched
+// with PDL and issued after its dependency wait (kernels/l2_prefetch.cu says why).
+void l2_prefetch_rows(const void* base, int64_t rows, int64_t pitch, int64_t skip, int64_t len,
+                      cudaStream_t s);
+
 // ---- utilities (kernels/elementwise.cu) ----------------------------------------------------
 // Fills n bf16 with N(0, std) from a counter-based generator keyed by seed (random checkpoints
 // made on the device, and test inputs).

@@ -44,11 +44,19 @@ __device__ __forceinline__ void gemv_fma_vec(const uint4 (&w)[R], const bf16* __
   }
 }
 
-// Fused RMSNorm, step 1: each warp's sum of squares of x rows over vectors tid, tid + nthreads, ..
-// into s_ss[warp][t]. The caller syncs the participating threads, then calls gemv_norm_inv.
+// The fused RMSNorm's sum of squares is always split over this many threads (4 warps), whatever
+// the block size, so every version and block size rounds 1/rms the same way and gives the same
+// bits per output row.
+constexpr int kNormThreads = 128;
+
+// Fused RMSNorm, step 1: threads tid < kNormThreads sum squares of x rows over vectors tid,
+// tid + kNormThreads, .. into s_ss[warp][t] (warps 0..3); other threads do nothing. The caller
+// syncs the block (or at least warps 0..3), then calls gemv_norm_inv.
 template <int T>
 __device__ __forceinline__ void gemv_norm_partials(const bf16* __restrict__ x, int in, int tid,
-                                                   int nthreads, float (*s_ss)[T]) {
+                                                   float (*s_ss)[T]) {
+  if (tid >= kNormThreads) return;
+  constexpr int nthreads = kNormThreads;
   const int nvec = in / 8;
 #pragma unroll
   for (int t = 0; t < T; ++t) {
@@ -65,12 +73,13 @@ __device__ __forceinline__ void gemv_norm_partials(const bf16* __restrict__ x, i
   }
 }
 template <int T>
-__device__ __forceinline__ void gemv_norm_inv(const float (*s_ss)[T], int nwarps, int in, float eps,
+__device__ __forceinline__ void gemv_norm_inv(const float (*s_ss)[T], int in, float eps,
                                               float (&inv)[T]) {
 #pragma unroll
   for (int t = 0; t < T; ++t) {
     float ss = 0.f;
-    for (int k = 0; k < nwarps; ++k) ss += s_ss[k][t];
+#pragma unroll
+    for (int k = 0; k < kNormThreads / 32; ++k) ss += s_ss[k][t];
     inv[t] = rsqrtf(ss / float(in) + eps);
   }
 }

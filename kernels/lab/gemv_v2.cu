@@ -9,6 +9,7 @@
 //   warps, so it stays L1/L2 resident; no shared-memory staging or __syncthreads needed;
 // - fp32 accumulators acc[R][T] in registers, butterfly shuffle reduction at the end.
 #include <algorithm>
+#include <initializer_list>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -21,22 +22,30 @@
 namespace twinfer::cuda::lab {
 namespace {
 
-// Default block: 4 warps. 256 threads measured faster in the batch-1 decode step (H100, graphs:
-// 168.4-169.0 vs 166.8-167.2 tok/s); switching needs the fused norm's sum order fixed first
-// (branch wip/s6-gemv256-pack, kernels/lab/NOTES_gemm.md).
-constexpr int kThreads = 128;
+// Default block: 8 warps. 256 threads measured faster than 128 in the batch-1 decode step (H100,
+// graphs: 168.4-169.0 vs 166.8-167.2 tok/s, kernels/lab/NOTES_gemm.md); the fused norm's sum
+// is split over kNormThreads whatever the block size, so the bits do not depend on it.
+constexpr int kThreads = 256;
 constexpr int kMaxThreads = 512;  // the kernel indexes by blockDim.x up to this
 
-// Measurement switch (docs/gpu.md): TWINFER_GEMV_THREADS=128|256|512 sets the block size.
+// Measurement switches (docs/gpu.md), read once:
+// TWINFER_GEMV_THREADS=128|256|512 sets the block size;
+// TWINFER_GEMV_WARPS=N sets the warps per SM that pick_rows keeps busy (default 16): fewer
+// means more rows per warp, so fewer warps and registers, more reuse of each x vector.
+int env_choice(const char* name, int dflt, std::initializer_list<int> allowed, const char* expect) {
+  const char* e = std::getenv(name);
+  if (!e) return dflt;
+  const int t = std::atoi(e);
+  for (int a : allowed)
+    if (t == a) return t;
+  throw CudaError(std::string(name) + "=" + e + ": expected " + expect);
+}
 int gemv_threads() {
-  static const int v = [] {
-    const char* e = std::getenv("TWINFER_GEMV_THREADS");
-    if (!e) return kThreads;
-    const int t = std::atoi(e);
-    if (t != 128 && t != 256 && t != 512)
-      throw CudaError(std::string("TWINFER_GEMV_THREADS=") + e + ": expected 128, 256 or 512");
-    return t;
-  }();
+  static const int v = env_choice("TWINFER_GEMV_THREADS", kThreads, {128, 256, 512}, "128, 256 or 512");
+  return v;
+}
+int gemv_warps_per_sm() {
+  static const int v = env_choice("TWINFER_GEMV_WARPS", 16, {4, 8, 16, 32}, "4, 8, 16 or 32");
   return v;
 }
 constexpr int kMaxT = 8;       // rows of x per launch; larger T is chunked
@@ -114,10 +123,10 @@ __global__ void __launch_bounds__(kMaxThreads)
   // and L1/L2 resident) and normalizes x vectors on the fly exactly as rms_norm rounds them.
   [[maybe_unused]] float inv[T];
   if constexpr (kNorm) {
-    __shared__ float s_ss[kMaxThreads / 32][T];
-    gemv_norm_partials<T>(x, in, threadIdx.x, blockDim.x, s_ss);
+    __shared__ float s_ss[kNormThreads / 32][T];
+    gemv_norm_partials<T>(x, in, threadIdx.x, s_ss);
     __syncthreads();
-    gemv_norm_inv<T>(s_ss, blockDim.x / 32, in, fz.eps, inv);
+    gemv_norm_inv<T>(s_ss, in, fz.eps, inv);
     if (!active) return;
   }
 
@@ -160,11 +169,11 @@ void launch_rows(int R, const bf16* x, int in, const bf16* W, int out, OutT* y,
   }
 }
 
-// Rows per warp: as many as keep >= ~16 warps per SM (132 SMs) busy, so small `out` still
+// Rows per warp: as many as keep >= ~16 warps per SM (132 SMs; TWINFER_GEMV_WARPS) busy, so small `out` still
 // fills the GPU; at T >= 4 at least 2 so the per-W-byte x traffic through L1 stays < ~4x.
 int pick_rows(int T, int out) {
-  constexpr int kWarpsWanted = 132 * 16;
-  int R = out >= 4 * kWarpsWanted ? 4 : out >= 2 * kWarpsWanted ? 2 : 1;
+  const int warps_wanted = 132 * gemv_warps_per_sm();
+  int R = out >= 4 * warps_wanted ? 4 : out >= 2 * warps_wanted ? 2 : 1;
   if (T >= 4 && R < 2) R = 2;
   return R;
 }

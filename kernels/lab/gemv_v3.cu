@@ -133,10 +133,11 @@ __global__ void __launch_bounds__(kThreads)
   pdl_wait();
   [[maybe_unused]] float inv[T];
   if constexpr (kNorm) {
-    __shared__ float s_ss[kNW][T];
-    gemv_norm_partials<T>(x, in, threadIdx.x, kNW * 32, s_ss);
+    static_assert(kNW * 32 == kNormThreads, "the consumers are the norm's threads");
+    __shared__ float s_ss[kNormThreads / 32][T];
+    gemv_norm_partials<T>(x, in, threadIdx.x, s_ss);
     asm volatile("bar.sync 1, %0;" ::"r"(kNW * 32) : "memory");  // consumers only
-    gemv_norm_inv<T>(s_ss, kNW, in, fz.eps, inv);
+    gemv_norm_inv<T>(s_ss, in, fz.eps, inv);
   }
   int it = 0;
   for (int g = blockIdx.x; g < ngroups; g += gridDim.x) {

@@ -269,3 +269,24 @@ TEST_CASE("f32 <-> bf16 conversions round to nearest even", "[gpu][elementwise]"
   for (size_t i = 0; i < n; ++i) ok = ok && got[i] == rbf(x[i]);
   CHECK(ok);
 }
+
+// A prefetch is only a hint, so what can be checked is that every legal range launches and
+// leaves memory as it was (an out-of-range or misaligned bulk prefetch would fault), and that
+// an illegal range is refused by name before launch.
+TEST_CASE("l2_prefetch_rows accepts legal ranges and refuses the rest", "[gpu][elementwise]") {
+  TWINFER_REQUIRE_GPU();
+  const int rows = 4096, pitch = 8192;  // o_proj's shape in bytes
+  DevBuf<uint8_t> w(size_t(rows) * pitch);
+  std::vector<uint8_t> h(w.n);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = uint8_t(i * 131 + 7);
+  w.upload(h);
+  cuda::l2_prefetch_rows(w.p, 1, int64_t(rows) * pitch, 0, int64_t(rows) * pitch, nullptr);
+  cuda::l2_prefetch_rows(w.p, rows, pitch, pitch / 2, pitch / 2, nullptr);
+  cuda::l2_prefetch_rows(w.p, 3, pitch, 16, 48, nullptr);       // short ranges, odd count
+  cuda::l2_prefetch_rows(w.p, 0, pitch, 0, pitch, nullptr);     // nothing to do
+  TWINFER_CUDA_CHECK(cudaDeviceSynchronize());
+  CHECK(w.download() == h);
+  CHECK_THROWS_AS(cuda::l2_prefetch_rows(w.p + 8, 1, pitch, 0, pitch, nullptr), cuda::CudaError);
+  CHECK_THROWS_AS(cuda::l2_prefetch_rows(w.p, 1, pitch, 16, pitch, nullptr), cuda::CudaError);
+  CHECK_THROWS_AS(cuda::l2_prefetch_rows(w.p, 1, pitch, 0, 24, nullptr), cuda::CudaError);
+}

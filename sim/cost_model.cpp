@@ -80,7 +80,15 @@ RowHistory::RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens) {
     warm(cap);
   }
   if (max_tokens > 0) first_use(max_tokens);
+  for (int32_t t : gemm_warm_counts(max_tokens)) first_use(t);
   fresh_ = 0;
+}
+
+std::vector<int32_t> RowHistory::gemm_warm_counts(int32_t max_tokens) {
+  std::vector<int32_t> out;
+  for (int32_t t = kGemmWarmFrom; t <= max_tokens; t += t < 64 ? 1 : t < 512 ? 8 : t < 2048 ? 32 : 128)
+    out.push_back(t);
+  return out;
 }
 
 bool RowHistory::first_use(int32_t rows) {

@@ -124,9 +124,10 @@ inline constexpr CostParamInt kCostParamInts[] = {
 };
 
 // Which token counts (rows of every GEMM) the engine has already run an eager forward at, for
-// new_rows_s. The CUDA executor runs some before serving: one warm-up forward per CUDA-graph
-// capture size (not in eager mode) and the profiling step at max_tokens rows
-// (kernels/cuda_executor.cpp); those start out seen. One byte per row count, grown on demand.
+// new_rows_s. The CUDA executor runs some before serving (kernels/cuda_executor.cpp); those start
+// out seen: one warm-up forward per CUDA-graph capture size (not in eager mode), the profiling
+// step at max_tokens rows, and warm_gemms()'s grid of GEMM counts, in graph and eager mode alike
+// (gemm_warm_counts). One byte per row count, grown on demand.
 class RowHistory {
  public:
   RowHistory() = default;
@@ -139,6 +140,11 @@ class RowHistory {
   // Whether the last first_use() that returned true also met a new band of kRowBand rows.
   bool last_new_band() const { return last_band_; }
   static constexpr int32_t kRowBand = 32;
+  // CudaExecutor::warm_gemms()'s counts: every projection GEMM runs once at each before the
+  // first step, from gemv_max_rows + 1 (3; smaller counts take the GEMV) to max_tokens, every
+  // count below 64, then every 8th below 512, every 32nd below 2048 and every 128th above.
+  static constexpr int32_t kGemmWarmFrom = 3;
+  static std::vector<int32_t> gemm_warm_counts(int32_t max_tokens);
 
  private:
   std::vector<uint8_t> seen_;

@@ -202,10 +202,11 @@ TEST_CASE("fitting simulated runs recovers the profile they ran under", "[fideli
   // Decode attention's partition latency (the longest context of each decode step).
   CHECK(fit.params.attn_part_key_s == Approx(want.attn_part_key_s).epsilon(0.15));
   // The first eager forward at each token count (the runs' RowHistory, rebuilt from the shapes).
-  // Only the eager run's first uses pay it, and its mixed steps also carry decode attention's
-  // partition latency: with both free the fit lands within 25% (a lower objective than with
-  // the latency held at its true value, where new_rows_s comes back within 10%).
-  CHECK(fit.params.new_rows_s == Approx(want.new_rows_s).epsilon(0.25));
+  // Only the eager run's first uses pay it, and only at counts off the executor's GEMM warm-up
+  // grid (every count below 64, every 8th to its 256-token budget), a few dozen steps; its mixed
+  // steps also carry decode attention's partition latency: with both free the fit lands within
+  // 40%.
+  CHECK(fit.params.new_rows_s == Approx(want.new_rows_s).epsilon(0.4));
   // Per-step constants: a graph step pays step_cpu_s + graph_launch_s, an eager one
   // step_cpu_s + kernels * kernel_launch_s; only those sums are pinned.
   const double kernels = want.kernels_per_layer * 32 + 4;

@@ -324,18 +324,21 @@ TEST_CASE("SimExecutor returns the cost model's step time", "[cost]") {
 }
 
 TEST_CASE("the first eager forward at a token count pays new_rows_s", "[cost]") {
-  // Graph mode warms the capture sizes (1, 2, 4, 8, 16, ..., max_num_seqs) and max_tokens.
+  // Graph mode warms the capture sizes (1, 2, 4, 8, 16, ..., max_num_seqs) and max_tokens;
+  // both modes warm warm_gemms()' grid (3..63, then every 8th, 32nd and 128th count).
   RowHistory graphs(false, 20, 8192);
   CHECK_FALSE(graphs.first_use(4));
   CHECK_FALSE(graphs.first_use(16));
   CHECK_FALSE(graphs.first_use(20));
   CHECK_FALSE(graphs.first_use(8192));
-  CHECK(graphs.first_use(24));   // above max_num_seqs: never captured
-  CHECK_FALSE(graphs.first_use(24));
-  CHECK(graphs.first_use(3));
+  CHECK_FALSE(graphs.first_use(24));  // above max_num_seqs, but on the GEMM grid
+  CHECK(graphs.first_use(65));        // between the grid's 64 and 72
+  CHECK_FALSE(graphs.first_use(65));
   CHECK(graphs.first_use(100000));  // grows on demand
   RowHistory eager(true, 20, 2048);
-  CHECK(eager.first_use(4));
+  CHECK(eager.first_use(2));  // the GEMV counts: no capture in eager mode, not on the grid
+  CHECK_FALSE(eager.first_use(4));
+  CHECK(eager.first_use(2047));
   CHECK_FALSE(eager.first_use(2048));
 
   CostParams p;
@@ -358,18 +361,45 @@ TEST_CASE("the first eager forward at a token count pays new_rows_s", "[cost]") 
   CHECK(ex.execute(pp).duration_s == g.step_cost(pre).total_s);
 }
 
+TEST_CASE("RowHistory starts with CudaExecutor::warm_gemms' counts seen", "[cost]") {
+  // 3..63 every count, 64..504 every 8th, 512..2048 every 32nd, then every 128th to max_tokens:
+  // the 214 counts `twinfer calibrate` logs at 8,192 tokens.
+  const std::vector<int32_t> c = RowHistory::gemm_warm_counts(8192);
+  CHECK(c.size() == 214);
+  CHECK(c.front() == 3);
+  CHECK(c[61] == 64);
+  CHECK(c[62] == 72);
+  CHECK(c.back() == 8192);
+  CHECK(RowHistory::gemm_warm_counts(2).empty());
+  // A prefill at a warmed count is not new, in either mode; one between grid points is.
+  for (bool eager : {false, true}) {
+    RowHistory h(eager, 256, 8192);
+    CHECK_FALSE(h.first_use(40));
+    CHECK_FALSE(h.first_use(296));
+    CHECK_FALSE(h.first_use(8064));
+    CHECK(h.first_use(300));
+    CHECK_FALSE(h.last_new_band());  // 296 and 304 share its band of 32 rows
+    CHECK(h.first_use(8100));
+    CHECK(h.last_new_band());  // above 2,048 the grid steps by 128: 8,097..8,128 holds none
+    CHECK(h.fresh_count() == 2);
+  }
+}
+
 TEST_CASE("early new token counts and new row bands cost more", "[cost]") {
   // Ordinals count only first uses after the warm-up counts; bands are kRowBand rows wide and
   // the warm-up counts mark theirs.
-  RowHistory h(false, 8, 4096);  // warms 1, 2, 4, 8 (band 0) and 4096
+  RowHistory h(false, 8, 40);  // warms 1, 2, 4, 8, 40 and the GEMM grid 3..40 (bands 0 and 1)
   CHECK(h.fresh_count() == 0);
-  CHECK(h.first_use(20));
-  CHECK_FALSE(h.last_new_band());  // 20 shares band 1..32 with the capture sizes
+  CHECK_FALSE(h.first_use(20));
+  CHECK(h.first_use(70));
+  CHECK(h.last_new_band());  // band 65..96: no warm-up count
   CHECK(h.fresh_count() == 1);
+  CHECK(h.first_use(80));
+  CHECK_FALSE(h.last_new_band());
   CHECK(h.first_use(300));
   CHECK(h.last_new_band());
   CHECK_FALSE(h.first_use(300));
-  CHECK(h.fresh_count() == 2);
+  CHECK(h.fresh_count() == 3);
   CHECK(h.first_use(301));
   CHECK_FALSE(h.last_new_band());
 
@@ -388,7 +418,7 @@ TEST_CASE("early new token counts and new row bands cost more", "[cost]") {
   CHECK(g.step_cost(pre, false, false, 0, true).total_s == plain);  // not new: nothing extra
 
   // The simulator: its first new count is ordinal 0 in a new band; a repeat pays nothing.
-  SimExecutor ex(make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p), RowHistory(false, 8, 4096));
+  SimExecutor ex(make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p), RowHistory(false, 8, 40));
   const StepPlan pp = plan_of({prefill(1, 300, 0, true)});
   CHECK(ex.execute(pp).duration_s == Approx(plain + 12e-3));
   CHECK(ex.execute(pp).duration_s == plain);

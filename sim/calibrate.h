@@ -50,6 +50,10 @@ struct CalibMeasurement {
   // Device seconds per step by cost-model op name (embedding, qkv_proj, attn_decode, ...), from
   // an op-profiled run; empty when none.
   std::vector<std::pair<std::string, double>> op_s;
+  // The KV cache dtype the point ran with: its profile's kv_cache_dtype (not stored per point).
+  // fit_step_samples costs each op anchor with its own, so an fp8 profile's attention times pin
+  // attn_fp8_bw_eff beside a bf16 profile's.
+  DType kv_dtype = DType::bf16;
 
   Json to_json() const;
   // Throws ConfigError naming `where` and the field.

@@ -233,7 +233,12 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_r
       // the whole context, writes the new tokens' K/V into the cache, reads Q and writes O.
       const double flops = 4 * pre_pairs * hq * hd;
       const double bytes = (pre_ctx + pre_tokens) * kv_tok_layer + pre_tokens * 2 * q_r * ab;
-      add("attn_prefill", flops * L, bytes * L, L * roof(flops, attn_peak, bytes, attn_bw));
+      const double t = roof(flops, attn_peak, bytes, attn_bw);
+      // The last query block's chain of key tiles, at the mean prefill context.
+      const double pre_seqs = std::max(1, shape.num_seqs - shape.decode_tokens);
+      const double latency =
+          p.attn_prefill_tile_s * std::ceil(pre_ctx / pre_seqs / p.attn_prefill_tile_keys);
+      add("attn_prefill", flops * L, bytes * L, L * (latency > 0 ? std::hypot(t, latency) : t));
     }
     if (dec_tokens > 0) {
       // Paged decode attention: each sequence streams its context_after tokens of K/V.

@@ -65,6 +65,14 @@ struct CostParams {
   // and of the smooth maxima (stream^q + latency^q)^(1/q), q in 1..10, q = 2 fitted the H100
   // runs' decode steps best at every batch (0: off).
   double attn_part_key_s = 0;
+  // Prefill attention's latency floor, per layer and per key tile: a CTA of the prefill kernel
+  // (kernels/attention_prefill.cu) owns 64 query rows and walks its keys in tiles of
+  // attn_prefill_tile_keys one after another (load, q.k, softmax, p.v), so a small prefill,
+  // whose few CTAs leave most SMs idle, cannot finish before its last query block has walked
+  // ceil(context / 64) tiles. Combined with the FLOP time as sqrt(flops^2 + latency^2), like
+  // attn_part_key_s. The context is the mean context_after of the step's prefill sequences
+  // (a step shape records no longest prefill) (0: off).
+  double attn_prefill_tile_s = 0;
   int kernels_per_layer = 9;  // eager launches per layer (norms, GEMMs, rope, attention, act)
   int gemv_max_rows = 2;      // largest T that takes the GEMV path (kernels/ops.h); 0: none
   int attn_small_max_batch = 8;  // largest decode batch with 64-key partitions; 0: none
@@ -72,6 +80,7 @@ struct CostParams {
   // attention_decode.cu, kDecodePartition and kSmallPartition): bound attn_part_key_s's keys.
   int attn_part_keys = 512;
   int attn_small_part_keys = 64;
+  int attn_prefill_tile_keys = 64;  // kKeys in kernels/attention_prefill.cu
 
   Json to_json() const;
   // Applies the fields a profile sets; unknown fields are errors naming `source`.
@@ -107,6 +116,7 @@ inline constexpr CostParamField kCostParamFields[] = {
     {"new_rows_early_n", &CostParams::new_rows_early_n, false},
     {"new_band_s", &CostParams::new_band_s, false},
     {"attn_part_key_s", &CostParams::attn_part_key_s, false},
+    {"attn_prefill_tile_s", &CostParams::attn_prefill_tile_s, false},
 };
 
 // The integer fields (counts and sizes the engine's kernels fix), with their allowed range.
@@ -121,6 +131,7 @@ inline constexpr CostParamInt kCostParamInts[] = {
     {"attn_small_max_batch", &CostParams::attn_small_max_batch, 0, 1000},
     {"attn_part_keys", &CostParams::attn_part_keys, 1, 1 << 20},
     {"attn_small_part_keys", &CostParams::attn_small_part_keys, 1, 1 << 20},
+    {"attn_prefill_tile_keys", &CostParams::attn_prefill_tile_keys, 1, 1 << 20},
 };
 
 // Which token counts (rows of every GEMM) the engine has already run an eager forward at, for

@@ -134,6 +134,31 @@ TEST_CASE("fp8 KV halves decode attention KV bytes, read at attn_fp8_bw_eff", "[
         Approx(op(f8, "attn_decode").seconds - op(bf, "attn_decode").seconds).epsilon(1e-9));
 }
 
+TEST_CASE("prefill attention waits for its last query block's chain of key tiles", "[cost]") {
+  CostParams c;
+  c.attn_prefill_tile_s = 2e-6;
+  const CostModel off = make();
+  const CostModel on = make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, c);
+  // 200 new tokens after 100 cached: a context of 300 is ceil(300 / 64) = 5 tiles per layer,
+  // combined with the FLOP time in quadrature.
+  const StepPlan one = plan_of({prefill(1, 200, 100, true)});
+  const double t = op(off.step_cost(one, true), "attn_prefill").seconds / L;
+  CHECK(op(on.step_cost(one, true), "attn_prefill").seconds ==
+        Approx(L * std::hypot(t, 5 * 2e-6)).epsilon(1e-12));
+  // Several prefills and decodes: the mean context of the prefill rows, (300 + 40) / 2 = 170,
+  // is 3 tiles; decode rows do not count.
+  const StepPlan mixed = plan_of({decode(1, 5000), decode(2, 7000), prefill(3, 200, 100, true),
+                                  prefill(4, 40, 0, true)});
+  const double tm = op(off.step_cost(mixed, true), "attn_prefill").seconds / L;
+  CHECK(op(on.step_cost(mixed, true), "attn_prefill").seconds ==
+        Approx(L * std::hypot(tm, 3 * 2e-6)).epsilon(1e-12));
+  CHECK(op(on.step_cost(mixed, true), "attn_decode").seconds ==
+        op(off.step_cost(mixed, true), "attn_decode").seconds);
+  // A long prompt is FLOP-bound: the latency moves it by under 0.5%.
+  const StepPlan big = plan_of({prefill(1, 8192, 0, true)});
+  CHECK(on.step_cost(big).total_s == Approx(off.step_cost(big).total_s).epsilon(5e-3));
+}
+
 TEST_CASE("decode attention follows the actual KV lengths", "[cost]") {
   CostModel cm = make();
   double short_s = op(cm.step_cost(plan_of({decode(1, 100)}), true), "attn_decode").seconds;

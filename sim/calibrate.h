@@ -97,6 +97,7 @@ struct StepSample {
   bool new_rows = false;         // first eager forward at its token count (new_rows_s)
   int32_t new_rows_ordinal = 0;  // when new_rows: how many new counts the run met before
   bool new_band = false;         // when new_rows: also the first count in its band (new_band_s)
+  bool first_replay = false;     // the first replay of its CUDA graph (graph_first_s)
 };
 
 struct FitResult {
@@ -119,7 +120,8 @@ double step_samples_objective(const CalibSetup& s, const CostParams& p,
 // One sample's cost under `cm` (a model built for its KV dtype and eager flag): the one place
 // that passes a sample's first-use flags to the cost model.
 inline StepCost sample_cost(const CostModel& cm, const StepSample& x, bool breakdown = false) {
-  return cm.step_cost(x.shape, breakdown, x.new_rows, x.new_rows_ordinal, x.new_band);
+  return cm.step_cost(x.shape, breakdown, x.new_rows, x.new_rows_ordinal, x.new_band,
+                      x.first_replay);
 }
 // Predicted time of one sample under `p`.
 double predict_sample_s(const CalibSetup& s, const CostParams& p, const StepSample& x);

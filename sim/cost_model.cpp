@@ -73,7 +73,11 @@ RowHistory::RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens) {
   // multiples of 8 to 256, of 16 to 512, capped at max_num_seqs (which is itself captured).
   if (!eager && max_num_seqs > 0) {
     const int32_t cap = std::min(max_num_seqs, 512);
-    auto warm = [&](int32_t b) { if (b <= cap) first_use(b); };
+    auto warm = [&](int32_t b) {
+      if (b > cap) return;
+      first_use(b);
+      if (graph_sizes_.empty() || graph_sizes_.back() < b) graph_sizes_.push_back(b);
+    };
     for (int32_t b : {1, 2, 4}) warm(b);
     for (int32_t b = 8; b <= 256; b += 8) warm(b);
     for (int32_t b = 272; b <= 512; b += 16) warm(b);
@@ -82,6 +86,16 @@ RowHistory::RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens) {
   if (max_tokens > 0) first_use(max_tokens);
   for (int32_t t : gemm_warm_counts(max_tokens)) first_use(t);
   fresh_ = 0;
+  replayed_.assign(graph_sizes_.size(), 0);
+}
+
+bool RowHistory::first_replay(int32_t rows) {
+  const auto it = std::lower_bound(graph_sizes_.begin(), graph_sizes_.end(), rows);
+  if (it == graph_sizes_.end()) return false;
+  uint8_t& r = replayed_[static_cast<size_t>(it - graph_sizes_.begin())];
+  if (r) return false;
+  r = 1;
+  return true;
 }
 
 std::vector<int32_t> RowHistory::gemm_warm_counts(int32_t max_tokens) {
@@ -147,7 +161,7 @@ double CostModel::new_rows_cost(int32_t new_rows_ordinal) const {
 }
 
 StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_rows,
-                              int32_t new_rows_ordinal, bool new_band) const {
+                              int32_t new_rows_ordinal, bool new_band, bool first_replay) const {
   const ModelSpec& m = model_;
   const CostParams& p = params_;
   StepCost out;
@@ -311,7 +325,7 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_r
   double launch = 0;
   if (T > 0) {
     if (!eager_ && pre_tokens == 0) {
-      launch = p.graph_launch_s;
+      launch = p.graph_launch_s + (first_replay ? p.graph_first_s : 0.0);
     } else {
       double kernels = p.kernels_per_layer * L + 2;   // + embedding, final norm
       if (R > 0) kernels += 2;                        // lm_head, sampler

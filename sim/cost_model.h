@@ -73,6 +73,11 @@ struct CostParams {
   // attn_part_key_s. The context is the mean context_after of the step's prefill sequences
   // (a step shape records no longest prefill) (0: off).
   double attn_prefill_tile_s = 0;
+  // The first replay of each captured CUDA graph (one per capture size) costs more than later
+  // ones: the executor captures the graphs before serving but never launches them, and a
+  // graph's first launch uploads its work to the device. Added to that step's graph_launch_s;
+  // RowHistory::first_replay tracks the sizes replayed (0: off).
+  double graph_first_s = 0;
   int kernels_per_layer = 9;  // eager launches per layer (norms, GEMMs, rope, attention, act)
   int gemv_max_rows = 2;      // largest T that takes the GEMV path (kernels/ops.h); 0: none
   int attn_small_max_batch = 8;  // largest decode batch with 64-key partitions; 0: none
@@ -117,6 +122,7 @@ inline constexpr CostParamField kCostParamFields[] = {
     {"new_band_s", &CostParams::new_band_s, false},
     {"attn_part_key_s", &CostParams::attn_part_key_s, false},
     {"attn_prefill_tile_s", &CostParams::attn_prefill_tile_s, false},
+    {"graph_first_s", &CostParams::graph_first_s, false},
 };
 
 // The integer fields (counts and sizes the engine's kernels fix), with their allowed range.
@@ -156,10 +162,16 @@ class RowHistory {
   // count below 64, then every 8th below 512, every 32nd below 2048 and every 128th above.
   static constexpr int32_t kGemmWarmFrom = 3;
   static std::vector<int32_t> gemm_warm_counts(int32_t max_tokens);
+  // True when a graph-replayed decode step of `rows` rows is the first replay of the graph it
+  // runs: the smallest capture size >= rows (graph mode only; false above the largest size or
+  // in eager mode). Marks it replayed.
+  bool first_replay(int32_t rows);
 
  private:
   std::vector<uint8_t> seen_;
   int32_t fresh_ = 0;
+  std::vector<int32_t> graph_sizes_;   // capture sizes, ascending (graph mode)
+  std::vector<uint8_t> replayed_;      // per capture size
   std::vector<uint8_t> band_seen_;
   bool last_band_ = false;
 };
@@ -185,8 +197,10 @@ class CostModel {
   // re-costs a recorded step (step_shapes.csv) without its sequences.
   // new_rows: the step is the first eager forward at its token count (RowHistory), which adds
   // new_rows_s, plus new_rows_early_s decayed by its ordinal among the process's new counts.
+  // first_replay: a graph step that is the first replay of its graph (graph_first_s).
   StepCost step_cost(const StepShape& shape, bool breakdown = false, bool new_rows = false,
-                     int32_t new_rows_ordinal = 0, bool new_band = false) const;
+                     int32_t new_rows_ordinal = 0, bool new_band = false,
+                     bool first_replay = false) const;
   // The host time a first eager forward at a new token count adds (the new_rows_ordinal-th).
   double new_rows_cost(int32_t new_rows_ordinal) const;
   // Whether the step runs its kernels eagerly (any step with prefill, or every step when eager):

@@ -386,6 +386,38 @@ TEST_CASE("the first eager forward at a token count pays new_rows_s", "[cost]") 
   CHECK(ex.execute(pp).duration_s == g.step_cost(pre).total_s);
 }
 
+TEST_CASE("the first replay of each captured graph pays graph_first_s", "[cost]") {
+  // Capture sizes at max_num_seqs 20: 1, 2, 4, 8, 16, 20. A batch replays the smallest >= it.
+  RowHistory h(false, 20, 8192);
+  CHECK(h.first_replay(3));         // graph 4
+  CHECK_FALSE(h.first_replay(4));   // graph 4 again
+  CHECK(h.first_replay(17));        // graph 20
+  CHECK_FALSE(h.first_replay(20));
+  CHECK_FALSE(h.first_replay(21));  // above every capture size
+  CHECK(h.first_replay(1));
+  RowHistory eager(true, 20, 8192);
+  CHECK_FALSE(eager.first_replay(3));  // no graphs in eager mode
+
+  CostParams p;
+  p.graph_first_s = 0.8e-3;
+  const CostModel g = make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p);
+  const CostModel e = make("llama-3-8b", "h100-sxm", 1, true, DType::bf16, p);
+  const StepShape dec = StepShape::of(plan_of({decode(1, 100), decode(2, 50), decode(3, 70)}));
+  const StepShape pre = StepShape::of(plan_of({prefill(1, 300, 0, true)}));
+  CHECK(g.step_cost(dec, false, false, 0, false, true).total_s ==
+        Approx(g.step_cost(dec).total_s + 0.8e-3));
+  // Only graph replays pay it: eager decodes and prefills launch kernels one by one.
+  CHECK(e.step_cost(dec, false, false, 0, false, true).total_s == e.step_cost(dec).total_s);
+  CHECK(g.step_cost(pre, false, false, 0, false, true).total_s == g.step_cost(pre).total_s);
+
+  // The simulator: batches 3 and then 4 replay graph 4, whose first replay alone pays.
+  SimExecutor ex(g, RowHistory(false, 20, 8192));
+  const StepPlan d3 = plan_of({decode(1, 100), decode(2, 50), decode(3, 70)});
+  const StepPlan d4 = plan_of({decode(1, 101), decode(2, 51), decode(3, 71), decode(4, 10)});
+  CHECK(ex.execute(d3).duration_s == Approx(g.step_cost(d3).total_s + 0.8e-3));
+  CHECK(ex.execute(d4).duration_s == g.step_cost(d4).total_s);
+}
+
 TEST_CASE("RowHistory starts with CudaExecutor::warm_gemms' counts seen", "[cost]") {
   // 3..63 every count, 64..504 every 8th, 512..2048 every 32nd, then every 128th to max_tokens:
   // the 214 counts `twinfer calibrate` logs at 8,192 tokens.

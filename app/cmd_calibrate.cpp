@@ -33,8 +33,11 @@ std::vector<CalibMeasurement> measurements_of(const HwProfile& p, const std::str
                              "twinfer calibrate?)", 2);
   std::vector<CalibMeasurement> out;
   const Json::Array& a = p.measurements.as_array();
-  for (size_t i = 0; i < a.size(); ++i)
+  const DType kv = kv_dtype_of(p.kv_cache_dtype);
+  for (size_t i = 0; i < a.size(); ++i) {
     out.push_back(CalibMeasurement::from_json(a[i], path + ": measurements[" + std::to_string(i) + "]"));
+    out.back().kv_dtype = kv;
+  }
   return out;
 }
 
@@ -93,6 +96,21 @@ int calibrate_from_runs(const po::variables_map& vm, const std::string& out) {
       anchor = measurements_of(prof, base);
       setup.kv_dtype = kv_dtype_of(prof.kv_cache_dtype);  // the anchor's; runs carry their own
     }
+    // More op-profiled profiles of the same model and GPU (e.g. one measured with
+    // --kv-cache-dtype fp8): their per-op device times join BASE's, each point costed with its
+    // own profile's KV dtype. Their params are not used.
+    if (vm.count("anchor") && !vm.count("no-op-anchor"))
+      for (const std::string& path : vm["anchor"].as<std::vector<std::string>>()) {
+        const HwProfile extra = HwProfile::load(path);
+        const std::vector<std::string> d = extra.model.diff(ModelFingerprint::of(setup.model));
+        if (!d.empty())
+          throw ConfigError(path + ": measured on another model shape than the runs: " + d.front(), 2);
+        if (extra.gpu != setup.hw.name)
+          throw ConfigError(path + ": gpu '" + extra.gpu + "', the runs used '" + setup.hw.name + "'", 2);
+        for (CalibMeasurement& m : measurements_of(extra, path)) anchor.push_back(std::move(m));
+      }
+  } else if (vm.count("anchor")) {
+    throw ConfigError("calibrate --anchor needs --hw-profile BASE", 2);
   } else {
     prof.model = ModelFingerprint::of(setup.model);
     prof.gpu = setup.hw.name;
@@ -207,6 +225,9 @@ int cmd_calibrate(const std::vector<std::string>& args) {
       "huber", po::value<double>()->default_value(0.05),
       "--from-runs: Huber threshold on the relative step error (0: plain least squares)")(
       "no-op-anchor", "--from-runs: ignore BASE's per-op device times (fit on step times only)")(
+      "anchor", po::value<std::vector<std::string>>()->multitoken()->value_name("PROFILE..."),
+      "--from-runs: more calibration profiles (same model and GPU, e.g. one measured with "
+      "--kv-cache-dtype fp8) whose per-op device times anchor the fit beside BASE's")(
       "max-steps", po::value<int64_t>()->default_value(1000),
       "--from-runs: steps per run entering the fit, evenly strided (0: all)")(
       "time-weight", po::value<double>()->default_value(1.0),

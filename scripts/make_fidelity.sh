@@ -7,6 +7,9 @@
 #    held-out runs and calibration runs in separate summaries. Never hand-typed: rerun after
 #    adding runs.
 #   scripts/make_fidelity.sh [BASE]   (default profiles/h100-llama-3-8b.json)
+# BASE with -fp8 before .json (profiles/h100-llama-3-8b-fp8.json: `twinfer calibrate --backend
+# cuda --kv-cache-dtype fp8`), where it exists, anchors the fp8 terms in stage (b) with its
+# per-op device times (--anchor): no calibration run uses fp8 KV.
 # FIDELITY_RUNS, FIDELITY_PROFILE_OUT and FIDELITY_MD redirect the run folder, the fitted profile
 # and the report (a dry run on simulated runs: see docs/cost-model.md); FIDELITY_FIT_ARGS adds
 # options to the fit (e.g. "--time-weight 0" to compare with the unweighted objective).
@@ -42,11 +45,17 @@ done
 # the runs do not show. (b) Every other parameter is fitted with the anchor, from BASE's params
 # with (a)'s latency held.
 LAT=attn_part_key_s
+FP8=${FIDELITY_FP8_ANCHOR:-${BASE%.json}-fp8.json}
+anchor=() fp8_note=""
+if [ -f "$FP8" ]; then
+  anchor=(--anchor "$FP8")
+  fp8_note="; the per-op device times of \`$(basename "$FP8")\` (the same synthetic steps with an fp8 KV cache) join them, the only fp8 data the fit sees"
+fi
 "$T" calibrate --from-runs "${cal_dirs[@]}" --hw-profile "$BASE" --out "$TMP/stage1.json" \
   --no-op-anchor $FIT_ARGS > "$TMP/stage1.txt"
 jq --argjson v "$(jq ".params.$LAT" "$TMP/stage1.json")" ".params.$LAT = \$v" "$BASE" > "$TMP/base.json"
 "$T" calibrate --from-runs "${cal_dirs[@]}" --hw-profile "$TMP/base.json" --out "$FITTED" \
-  --hold "$LAT" $FIT_ARGS \
+  --hold "$LAT" "${anchor[@]}" $FIT_ARGS \
   --report "$TMP/steps.txt" ${rep_dirs[@]:+--report-runs "${rep_dirs[@]}"} > "$TMP/fit.txt"
 PROFILE=$FITTED
 # The fitted profile with every step 0.5% faster (0.995) or slower (1.005): efficiencies divided,
@@ -123,7 +132,7 @@ done
   echo
   echo "Each hardware run (\`twinfer run --backend cuda\`, Llama-3-8B shape, random bf16 weights, one H100 80GB HBM3; the matrix is \`scripts/fidelity_runs.sh\`) is replayed by \`twinfer compare RUN --hw-profile $(basename "$PROFILE")\`: same configuration, same arrivals, the output lengths the run produced. Relative error = (simulation - hardware) / hardware."
   echo
-  echo "The profile is fitted by \`twinfer calibrate --from-runs\` to the step times (each step's duration plus the host gap before the next step) of the ${#cal[@]} calibration runs listed in \`calibration_runs.txt\`, starting from \`$(basename "$BASE")\` (synthetic steps measured by \`twinfer calibrate --backend cuda\`), whose per-op device times keep anchoring the GPU efficiencies while the runs pin the host-side terms (per-step and per-sequence CPU time, sampling, launches). The ${#held[@]} other runs are held out: the fit never saw them."
+  echo "The profile is fitted by \`twinfer calibrate --from-runs\` to the step times (each step's duration plus the host gap before the next step) of the ${#cal[@]} calibration runs listed in \`calibration_runs.txt\`, starting from \`$(basename "$BASE")\` (synthetic steps measured by \`twinfer calibrate --backend cuda\`), whose per-op device times keep anchoring the GPU efficiencies while the runs pin the host-side terms (per-step and per-sequence CPU time, sampling, launches)${fp8_note}. The ${#held[@]} other runs are held out: the fit never saw them."
   echo
   echo "## Held-out runs (${#held[@]})"
   echo

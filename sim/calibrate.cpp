@@ -395,7 +395,7 @@ FitResult fit_step_samples(const CalibSetup& s, const std::vector<StepSample>& s
   for (const CalibMeasurement& m : op_anchor) {
     if (m.op_s.empty()) continue;
     xs.push_back(StepSample{StepShape::of(shape_plan(m.point.seqs, s.block_size)), true,
-                            s.kv_dtype, 0.0, 0.0});
+                            m.kv_dtype, 0.0, 0.0});
     ops.push_back(&m.op_s);
   }
   return coordinate_search(Prepared(s, std::move(xs), std::move(ops), opts.huber_delta), start,

@@ -50,6 +50,10 @@ struct CalibMeasurement {
   // Device seconds per step by cost-model op name (embedding, qkv_proj, attn_decode, ...), from
   // an op-profiled run; empty when none.
   std::vector<std::pair<std::string, double>> op_s;
+  // The KV cache dtype the point ran with: its profile's kv_cache_dtype (not stored per point).
+  // fit_step_samples costs each op anchor with its own, so an fp8 profile's attention times pin
+  // attn_fp8_bw_eff beside a bf16 profile's.
+  DType kv_dtype = DType::bf16;
 
   Json to_json() const;
   // Throws ConfigError naming `where` and the field.
@@ -93,6 +97,7 @@ struct StepSample {
   bool new_rows = false;         // first eager forward at its token count (new_rows_s)
   int32_t new_rows_ordinal = 0;  // when new_rows: how many new counts the run met before
   bool new_band = false;         // when new_rows: also the first count in its band (new_band_s)
+  bool first_replay = false;     // the first replay of its CUDA graph (graph_first_s)
 };
 
 struct FitResult {
@@ -115,7 +120,8 @@ double step_samples_objective(const CalibSetup& s, const CostParams& p,
 // One sample's cost under `cm` (a model built for its KV dtype and eager flag): the one place
 // that passes a sample's first-use flags to the cost model.
 inline StepCost sample_cost(const CostModel& cm, const StepSample& x, bool breakdown = false) {
-  return cm.step_cost(x.shape, breakdown, x.new_rows, x.new_rows_ordinal, x.new_band);
+  return cm.step_cost(x.shape, breakdown, x.new_rows, x.new_rows_ordinal, x.new_band,
+                      x.first_replay);
 }
 // Predicted time of one sample under `p`.
 double predict_sample_s(const CalibSetup& s, const CostParams& p, const StepSample& x);

@@ -73,14 +73,36 @@ RowHistory::RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens) {
   // multiples of 8 to 256, of 16 to 512, capped at max_num_seqs (which is itself captured).
   if (!eager && max_num_seqs > 0) {
     const int32_t cap = std::min(max_num_seqs, 512);
-    auto warm = [&](int32_t b) { if (b <= cap) first_use(b); };
+    auto warm = [&](int32_t b) {
+      if (b > cap) return;
+      first_use(b);
+      if (graph_sizes_.empty() || graph_sizes_.back() < b) graph_sizes_.push_back(b);
+    };
     for (int32_t b : {1, 2, 4}) warm(b);
     for (int32_t b = 8; b <= 256; b += 8) warm(b);
     for (int32_t b = 272; b <= 512; b += 16) warm(b);
     warm(cap);
   }
   if (max_tokens > 0) first_use(max_tokens);
+  for (int32_t t : gemm_warm_counts(max_tokens)) first_use(t);
   fresh_ = 0;
+  replayed_.assign(graph_sizes_.size(), 0);
+}
+
+bool RowHistory::first_replay(int32_t rows) {
+  const auto it = std::lower_bound(graph_sizes_.begin(), graph_sizes_.end(), rows);
+  if (it == graph_sizes_.end()) return false;
+  uint8_t& r = replayed_[static_cast<size_t>(it - graph_sizes_.begin())];
+  if (r) return false;
+  r = 1;
+  return true;
+}
+
+std::vector<int32_t> RowHistory::gemm_warm_counts(int32_t max_tokens) {
+  std::vector<int32_t> out;
+  for (int32_t t = kGemmWarmFrom; t <= max_tokens; t += t < 64 ? 1 : t < 512 ? 8 : t < 2048 ? 32 : 128)
+    out.push_back(t);
+  return out;
 }
 
 bool RowHistory::first_use(int32_t rows) {
@@ -139,7 +161,7 @@ double CostModel::new_rows_cost(int32_t new_rows_ordinal) const {
 }
 
 StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_rows,
-                              int32_t new_rows_ordinal, bool new_band) const {
+                              int32_t new_rows_ordinal, bool new_band, bool first_replay) const {
   const ModelSpec& m = model_;
   const CostParams& p = params_;
   StepCost out;
@@ -225,7 +247,12 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_r
       // the whole context, writes the new tokens' K/V into the cache, reads Q and writes O.
       const double flops = 4 * pre_pairs * hq * hd;
       const double bytes = (pre_ctx + pre_tokens) * kv_tok_layer + pre_tokens * 2 * q_r * ab;
-      add("attn_prefill", flops * L, bytes * L, L * roof(flops, attn_peak, bytes, attn_bw));
+      const double t = roof(flops, attn_peak, bytes, attn_bw);
+      // The last query block's chain of key tiles, at the mean prefill context.
+      const double pre_seqs = std::max(1, shape.num_seqs - shape.decode_tokens);
+      const double latency =
+          p.attn_prefill_tile_s * std::ceil(pre_ctx / pre_seqs / p.attn_prefill_tile_keys);
+      add("attn_prefill", flops * L, bytes * L, L * (latency > 0 ? std::hypot(t, latency) : t));
     }
     if (dec_tokens > 0) {
       // Paged decode attention: each sequence streams its context_after tokens of K/V.
@@ -298,7 +325,7 @@ StepCost CostModel::step_cost(const StepShape& shape, bool breakdown, bool new_r
   double launch = 0;
   if (T > 0) {
     if (!eager_ && pre_tokens == 0) {
-      launch = p.graph_launch_s;
+      launch = p.graph_launch_s + (first_replay ? p.graph_first_s : 0.0);
     } else {
       double kernels = p.kernels_per_layer * L + 2;   // + embedding, final norm
       if (R > 0) kernels += 2;                        // lm_head, sampler

@@ -65,6 +65,19 @@ struct CostParams {
   // and of the smooth maxima (stream^q + latency^q)^(1/q), q in 1..10, q = 2 fitted the H100
   // runs' decode steps best at every batch (0: off).
   double attn_part_key_s = 0;
+  // Prefill attention's latency floor, per layer and per key tile: a CTA of the prefill kernel
+  // (kernels/attention_prefill.cu) owns 64 query rows and walks its keys in tiles of
+  // attn_prefill_tile_keys one after another (load, q.k, softmax, p.v), so a small prefill,
+  // whose few CTAs leave most SMs idle, cannot finish before its last query block has walked
+  // ceil(context / 64) tiles. Combined with the FLOP time as sqrt(flops^2 + latency^2), like
+  // attn_part_key_s. The context is the mean context_after of the step's prefill sequences
+  // (a step shape records no longest prefill) (0: off).
+  double attn_prefill_tile_s = 0;
+  // The first replay of each captured CUDA graph (one per capture size) costs more than later
+  // ones: the executor captures the graphs before serving but never launches them, and a
+  // graph's first launch uploads its work to the device. Added to that step's graph_launch_s;
+  // RowHistory::first_replay tracks the sizes replayed (0: off).
+  double graph_first_s = 0;
   int kernels_per_layer = 9;  // eager launches per layer (norms, GEMMs, rope, attention, act)
   int gemv_max_rows = 2;      // largest T that takes the GEMV path (kernels/ops.h); 0: none
   int attn_small_max_batch = 8;  // largest decode batch with 64-key partitions; 0: none
@@ -72,6 +85,7 @@ struct CostParams {
   // attention_decode.cu, kDecodePartition and kSmallPartition): bound attn_part_key_s's keys.
   int attn_part_keys = 512;
   int attn_small_part_keys = 64;
+  int attn_prefill_tile_keys = 64;  // kKeys in kernels/attention_prefill.cu
 
   Json to_json() const;
   // Applies the fields a profile sets; unknown fields are errors naming `source`.
@@ -107,6 +121,8 @@ inline constexpr CostParamField kCostParamFields[] = {
     {"new_rows_early_n", &CostParams::new_rows_early_n, false},
     {"new_band_s", &CostParams::new_band_s, false},
     {"attn_part_key_s", &CostParams::attn_part_key_s, false},
+    {"attn_prefill_tile_s", &CostParams::attn_prefill_tile_s, false},
+    {"graph_first_s", &CostParams::graph_first_s, false},
 };
 
 // The integer fields (counts and sizes the engine's kernels fix), with their allowed range.
@@ -121,12 +137,14 @@ inline constexpr CostParamInt kCostParamInts[] = {
     {"attn_small_max_batch", &CostParams::attn_small_max_batch, 0, 1000},
     {"attn_part_keys", &CostParams::attn_part_keys, 1, 1 << 20},
     {"attn_small_part_keys", &CostParams::attn_small_part_keys, 1, 1 << 20},
+    {"attn_prefill_tile_keys", &CostParams::attn_prefill_tile_keys, 1, 1 << 20},
 };
 
 // Which token counts (rows of every GEMM) the engine has already run an eager forward at, for
-// new_rows_s. The CUDA executor runs some before serving: one warm-up forward per CUDA-graph
-// capture size (not in eager mode) and the profiling step at max_tokens rows
-// (kernels/cuda_executor.cpp); those start out seen. One byte per row count, grown on demand.
+// new_rows_s. The CUDA executor runs some before serving (kernels/cuda_executor.cpp); those start
+// out seen: one warm-up forward per CUDA-graph capture size (not in eager mode), the profiling
+// step at max_tokens rows, and warm_gemms()'s grid of GEMM counts, in graph and eager mode alike
+// (gemm_warm_counts). One byte per row count, grown on demand.
 class RowHistory {
  public:
   RowHistory() = default;
@@ -139,10 +157,21 @@ class RowHistory {
   // Whether the last first_use() that returned true also met a new band of kRowBand rows.
   bool last_new_band() const { return last_band_; }
   static constexpr int32_t kRowBand = 32;
+  // CudaExecutor::warm_gemms()'s counts: every projection GEMM runs once at each before the
+  // first step, from gemv_max_rows + 1 (3; smaller counts take the GEMV) to max_tokens, every
+  // count below 64, then every 8th below 512, every 32nd below 2048 and every 128th above.
+  static constexpr int32_t kGemmWarmFrom = 3;
+  static std::vector<int32_t> gemm_warm_counts(int32_t max_tokens);
+  // True when a graph-replayed decode step of `rows` rows is the first replay of the graph it
+  // runs: the smallest capture size >= rows (graph mode only; false above the largest size or
+  // in eager mode). Marks it replayed.
+  bool first_replay(int32_t rows);
 
  private:
   std::vector<uint8_t> seen_;
   int32_t fresh_ = 0;
+  std::vector<int32_t> graph_sizes_;   // capture sizes, ascending (graph mode)
+  std::vector<uint8_t> replayed_;      // per capture size
   std::vector<uint8_t> band_seen_;
   bool last_band_ = false;
 };
@@ -168,8 +197,10 @@ class CostModel {
   // re-costs a recorded step (step_shapes.csv) without its sequences.
   // new_rows: the step is the first eager forward at its token count (RowHistory), which adds
   // new_rows_s, plus new_rows_early_s decayed by its ordinal among the process's new counts.
+  // first_replay: a graph step that is the first replay of its graph (graph_first_s).
   StepCost step_cost(const StepShape& shape, bool breakdown = false, bool new_rows = false,
-                     int32_t new_rows_ordinal = 0, bool new_band = false) const;
+                     int32_t new_rows_ordinal = 0, bool new_band = false,
+                     bool first_replay = false) const;
   // The host time a first eager forward at a new token count adds (the new_rows_ordinal-th).
   double new_rows_cost(int32_t new_rows_ordinal) const;
   // Whether the step runs its kernels eagerly (any step with prefill, or every step when eager):

@@ -55,12 +55,15 @@ fs::path scratch(const char* name) {
 }
 
 // The op times an op-profiled calibration would record on a GPU that is the cost model under p.
-std::vector<CalibMeasurement> op_anchor(const CalibSetup& s, const CostParams& p) {
+// `kv`: the KV dtype the calibration ran with (`calibrate --kv-cache-dtype`).
+std::vector<CalibMeasurement> op_anchor(const CalibSetup& s, const CostParams& p,
+                                        DType kv = DType::bf16) {
   std::vector<CalibMeasurement> out;
   for (const CalibPoint& pt : calibration_points(true)) {
     CalibMeasurement m;
     m.point = pt;
-    const CostModel cm(s.model, s.hw, p, s.weight_dtype, s.kv_dtype, 1, true);
+    m.kv_dtype = kv;
+    const CostModel cm(s.model, s.hw, p, s.weight_dtype, kv, 1, true);
     for (const OpCost& o : cm.step_cost(shape_plan(pt.seqs, s.block_size), true).ops)
       if (o.op != "launch" && o.op != "cpu") m.op_s.emplace_back(o.op, o.seconds);
     out.push_back(std::move(m));
@@ -202,10 +205,11 @@ TEST_CASE("fitting simulated runs recovers the profile they ran under", "[fideli
   // Decode attention's partition latency (the longest context of each decode step).
   CHECK(fit.params.attn_part_key_s == Approx(want.attn_part_key_s).epsilon(0.15));
   // The first eager forward at each token count (the runs' RowHistory, rebuilt from the shapes).
-  // Only the eager run's first uses pay it, and its mixed steps also carry decode attention's
-  // partition latency: with both free the fit lands within 25% (a lower objective than with
-  // the latency held at its true value, where new_rows_s comes back within 10%).
-  CHECK(fit.params.new_rows_s == Approx(want.new_rows_s).epsilon(0.25));
+  // Only the eager run's first uses pay it, and only at counts off the executor's GEMM warm-up
+  // grid (every count below 64, every 8th to its 256-token budget), a few dozen steps; its mixed
+  // steps also carry decode attention's partition latency: with both free the fit lands within
+  // 40%.
+  CHECK(fit.params.new_rows_s == Approx(want.new_rows_s).epsilon(0.4));
   // Per-step constants: a graph step pays step_cpu_s + graph_launch_s, an eager one
   // step_cpu_s + kernels * kernel_launch_s; only those sums are pinned.
   const double kernels = want.kernels_per_layer * 32 + 4;
@@ -215,6 +219,33 @@ TEST_CASE("fitting simulated runs recovers the profile they ran under", "[fideli
         Approx(want.step_cpu_s + kernels * want.kernel_launch_s).epsilon(0.1));
   // per_seq_cpu_s and sampling_s_per_seq (a few us per decode row, paid together) are left to
   // the run errors above: at these batch sizes they move a step by well under 1%.
+}
+
+TEST_CASE("an fp8 calibration's op times pin attn_fp8_bw_eff without an fp8 run", "[fidelity]") {
+  // bf16 runs only (the fp8 one left out), fitted from a wrong fp8 efficiency: the bf16 op
+  // anchor cannot move it; adding the op times of a `calibrate --kv-cache-dtype fp8` profile,
+  // costed with fp8 KV, recovers it.
+  const fs::path dir = scratch("fp8_anchor");
+  const CalibSetup s = setup();
+  const std::vector<std::string> dirs = simulate_runs(dir, save_truth_profile(dir));
+  std::vector<RunSteps> runs;
+  for (const std::string& d : dirs)
+    if (load_run_steps(d).kv_dtype == DType::bf16) runs.push_back(load_run_steps(d));
+  REQUIRE(runs.size() == 4);
+  const CalibSetup cs = common_setup(runs);
+  std::vector<StepSample> all;
+  for (const RunSteps& r : runs) all.insert(all.end(), r.samples.begin(), r.samples.end());
+  FitOptions fo;
+  fo.params = {"attn_fp8_bw_eff", "attn_bw_eff"};
+  CostParams start = truth();
+  start.attn_fp8_bw_eff = 0.6;
+  std::vector<CalibMeasurement> anchor = op_anchor(s, truth());
+  const FitResult bf16_only = fit_step_samples(cs, all, start, fo, anchor);
+  CHECK(bf16_only.params.attn_fp8_bw_eff == 0.6);
+  for (CalibMeasurement& m : op_anchor(s, truth(), DType::fp8_e4m3)) anchor.push_back(std::move(m));
+  const FitResult both = fit_step_samples(cs, all, start, fo, anchor);
+  CHECK(both.params.attn_fp8_bw_eff == Approx(truth().attn_fp8_bw_eff).epsilon(0.01));
+  CHECK(both.params.attn_bw_eff == Approx(truth().attn_bw_eff).epsilon(0.01));
 }
 
 TEST_CASE("the report groups steps by kind and finds a wrong term", "[fidelity]") {

@@ -134,6 +134,31 @@ TEST_CASE("fp8 KV halves decode attention KV bytes, read at attn_fp8_bw_eff", "[
         Approx(op(f8, "attn_decode").seconds - op(bf, "attn_decode").seconds).epsilon(1e-9));
 }
 
+TEST_CASE("prefill attention waits for its last query block's chain of key tiles", "[cost]") {
+  CostParams c;
+  c.attn_prefill_tile_s = 2e-6;
+  const CostModel off = make();
+  const CostModel on = make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, c);
+  // 200 new tokens after 100 cached: a context of 300 is ceil(300 / 64) = 5 tiles per layer,
+  // combined with the FLOP time in quadrature.
+  const StepPlan one = plan_of({prefill(1, 200, 100, true)});
+  const double t = op(off.step_cost(one, true), "attn_prefill").seconds / L;
+  CHECK(op(on.step_cost(one, true), "attn_prefill").seconds ==
+        Approx(L * std::hypot(t, 5 * 2e-6)).epsilon(1e-12));
+  // Several prefills and decodes: the mean context of the prefill rows, (300 + 40) / 2 = 170,
+  // is 3 tiles; decode rows do not count.
+  const StepPlan mixed = plan_of({decode(1, 5000), decode(2, 7000), prefill(3, 200, 100, true),
+                                  prefill(4, 40, 0, true)});
+  const double tm = op(off.step_cost(mixed, true), "attn_prefill").seconds / L;
+  CHECK(op(on.step_cost(mixed, true), "attn_prefill").seconds ==
+        Approx(L * std::hypot(tm, 3 * 2e-6)).epsilon(1e-12));
+  CHECK(op(on.step_cost(mixed, true), "attn_decode").seconds ==
+        op(off.step_cost(mixed, true), "attn_decode").seconds);
+  // A long prompt is FLOP-bound: the latency moves it by under 0.5%.
+  const StepPlan big = plan_of({prefill(1, 8192, 0, true)});
+  CHECK(on.step_cost(big).total_s == Approx(off.step_cost(big).total_s).epsilon(5e-3));
+}
+
 TEST_CASE("decode attention follows the actual KV lengths", "[cost]") {
   CostModel cm = make();
   double short_s = op(cm.step_cost(plan_of({decode(1, 100)}), true), "attn_decode").seconds;
@@ -324,18 +349,21 @@ TEST_CASE("SimExecutor returns the cost model's step time", "[cost]") {
 }
 
 TEST_CASE("the first eager forward at a token count pays new_rows_s", "[cost]") {
-  // Graph mode warms the capture sizes (1, 2, 4, 8, 16, ..., max_num_seqs) and max_tokens.
+  // Graph mode warms the capture sizes (1, 2, 4, 8, 16, ..., max_num_seqs) and max_tokens;
+  // both modes warm warm_gemms()' grid (3..63, then every 8th, 32nd and 128th count).
   RowHistory graphs(false, 20, 8192);
   CHECK_FALSE(graphs.first_use(4));
   CHECK_FALSE(graphs.first_use(16));
   CHECK_FALSE(graphs.first_use(20));
   CHECK_FALSE(graphs.first_use(8192));
-  CHECK(graphs.first_use(24));   // above max_num_seqs: never captured
-  CHECK_FALSE(graphs.first_use(24));
-  CHECK(graphs.first_use(3));
+  CHECK_FALSE(graphs.first_use(24));  // above max_num_seqs, but on the GEMM grid
+  CHECK(graphs.first_use(65));        // between the grid's 64 and 72
+  CHECK_FALSE(graphs.first_use(65));
   CHECK(graphs.first_use(100000));  // grows on demand
   RowHistory eager(true, 20, 2048);
-  CHECK(eager.first_use(4));
+  CHECK(eager.first_use(2));  // the GEMV counts: no capture in eager mode, not on the grid
+  CHECK_FALSE(eager.first_use(4));
+  CHECK(eager.first_use(2047));
   CHECK_FALSE(eager.first_use(2048));
 
   CostParams p;
@@ -358,18 +386,77 @@ TEST_CASE("the first eager forward at a token count pays new_rows_s", "[cost]") 
   CHECK(ex.execute(pp).duration_s == g.step_cost(pre).total_s);
 }
 
+TEST_CASE("the first replay of each captured graph pays graph_first_s", "[cost]") {
+  // Capture sizes at max_num_seqs 20: 1, 2, 4, 8, 16, 20. A batch replays the smallest >= it.
+  RowHistory h(false, 20, 8192);
+  CHECK(h.first_replay(3));         // graph 4
+  CHECK_FALSE(h.first_replay(4));   // graph 4 again
+  CHECK(h.first_replay(17));        // graph 20
+  CHECK_FALSE(h.first_replay(20));
+  CHECK_FALSE(h.first_replay(21));  // above every capture size
+  CHECK(h.first_replay(1));
+  RowHistory eager(true, 20, 8192);
+  CHECK_FALSE(eager.first_replay(3));  // no graphs in eager mode
+
+  CostParams p;
+  p.graph_first_s = 0.8e-3;
+  const CostModel g = make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p);
+  const CostModel e = make("llama-3-8b", "h100-sxm", 1, true, DType::bf16, p);
+  const StepShape dec = StepShape::of(plan_of({decode(1, 100), decode(2, 50), decode(3, 70)}));
+  const StepShape pre = StepShape::of(plan_of({prefill(1, 300, 0, true)}));
+  CHECK(g.step_cost(dec, false, false, 0, false, true).total_s ==
+        Approx(g.step_cost(dec).total_s + 0.8e-3));
+  // Only graph replays pay it: eager decodes and prefills launch kernels one by one.
+  CHECK(e.step_cost(dec, false, false, 0, false, true).total_s == e.step_cost(dec).total_s);
+  CHECK(g.step_cost(pre, false, false, 0, false, true).total_s == g.step_cost(pre).total_s);
+
+  // The simulator: batches 3 and then 4 replay graph 4, whose first replay alone pays.
+  SimExecutor ex(g, RowHistory(false, 20, 8192));
+  const StepPlan d3 = plan_of({decode(1, 100), decode(2, 50), decode(3, 70)});
+  const StepPlan d4 = plan_of({decode(1, 101), decode(2, 51), decode(3, 71), decode(4, 10)});
+  CHECK(ex.execute(d3).duration_s == Approx(g.step_cost(d3).total_s + 0.8e-3));
+  CHECK(ex.execute(d4).duration_s == g.step_cost(d4).total_s);
+}
+
+TEST_CASE("RowHistory starts with CudaExecutor::warm_gemms' counts seen", "[cost]") {
+  // 3..63 every count, 64..504 every 8th, 512..2048 every 32nd, then every 128th to max_tokens:
+  // the 214 counts `twinfer calibrate` logs at 8,192 tokens.
+  const std::vector<int32_t> c = RowHistory::gemm_warm_counts(8192);
+  CHECK(c.size() == 214);
+  CHECK(c.front() == 3);
+  CHECK(c[61] == 64);
+  CHECK(c[62] == 72);
+  CHECK(c.back() == 8192);
+  CHECK(RowHistory::gemm_warm_counts(2).empty());
+  // A prefill at a warmed count is not new, in either mode; one between grid points is.
+  for (bool eager : {false, true}) {
+    RowHistory h(eager, 256, 8192);
+    CHECK_FALSE(h.first_use(40));
+    CHECK_FALSE(h.first_use(296));
+    CHECK_FALSE(h.first_use(8064));
+    CHECK(h.first_use(300));
+    CHECK_FALSE(h.last_new_band());  // 296 and 304 share its band of 32 rows
+    CHECK(h.first_use(8100));
+    CHECK(h.last_new_band());  // above 2,048 the grid steps by 128: 8,097..8,128 holds none
+    CHECK(h.fresh_count() == 2);
+  }
+}
+
 TEST_CASE("early new token counts and new row bands cost more", "[cost]") {
   // Ordinals count only first uses after the warm-up counts; bands are kRowBand rows wide and
   // the warm-up counts mark theirs.
-  RowHistory h(false, 8, 4096);  // warms 1, 2, 4, 8 (band 0) and 4096
+  RowHistory h(false, 8, 40);  // warms 1, 2, 4, 8, 40 and the GEMM grid 3..40 (bands 0 and 1)
   CHECK(h.fresh_count() == 0);
-  CHECK(h.first_use(20));
-  CHECK_FALSE(h.last_new_band());  // 20 shares band 1..32 with the capture sizes
+  CHECK_FALSE(h.first_use(20));
+  CHECK(h.first_use(70));
+  CHECK(h.last_new_band());  // band 65..96: no warm-up count
   CHECK(h.fresh_count() == 1);
+  CHECK(h.first_use(80));
+  CHECK_FALSE(h.last_new_band());
   CHECK(h.first_use(300));
   CHECK(h.last_new_band());
   CHECK_FALSE(h.first_use(300));
-  CHECK(h.fresh_count() == 2);
+  CHECK(h.fresh_count() == 3);
   CHECK(h.first_use(301));
   CHECK_FALSE(h.last_new_band());
 
@@ -388,7 +475,7 @@ TEST_CASE("early new token counts and new row bands cost more", "[cost]") {
   CHECK(g.step_cost(pre, false, false, 0, true).total_s == plain);  // not new: nothing extra
 
   // The simulator: its first new count is ordinal 0 in a new band; a repeat pays nothing.
-  SimExecutor ex(make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p), RowHistory(false, 8, 4096));
+  SimExecutor ex(make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p), RowHistory(false, 8, 40));
   const StepPlan pp = plan_of({prefill(1, 300, 0, true)});
   CHECK(ex.execute(pp).duration_s == Approx(plain + 12e-3));
   CHECK(ex.execute(pp).duration_s == plain);

@@ -5,6 +5,25 @@
 
 namespace twinfer {
 
+std::vector<int32_t> default_cudagraph_sizes(int32_t max_num_seqs) {
+  std::vector<int32_t> v = {1, 2, 4};
+  for (int32_t b = 8; b <= 256; b += 8) v.push_back(b);
+  for (int32_t b = 272; b <= 512; b += 16) v.push_back(b);
+  std::vector<int32_t> out;
+  for (int32_t b : v)
+    if (b <= max_num_seqs) out.push_back(b);
+  const int32_t cap = std::min<int32_t>(max_num_seqs, 512);
+  if (cap > 0 && (out.empty() || out.back() < cap)) out.push_back(cap);
+  return out;
+}
+
+std::vector<int32_t> gemm_warm_counts(int32_t first, int32_t max_tokens) {
+  std::vector<int32_t> out;
+  for (int32_t t = first; t <= max_tokens; t += t < 64 ? 1 : t < 512 ? 8 : t < 2048 ? 32 : 128)
+    out.push_back(t);
+  return out;
+}
+
 std::string check_scheduled_seq(const ScheduledSeq& q, int32_t plan_block_size, int32_t block_size,
                                 int32_t num_gpu_blocks, int64_t vocab, const char* who) {
   if (plan_block_size != block_size)

@@ -110,6 +110,16 @@ struct StepResult {
 std::string check_scheduled_seq(const ScheduledSeq& q, int32_t plan_block_size, int32_t block_size,
                                 int32_t num_gpu_blocks, int64_t vocab, const char* who);
 
+// What the CUDA executor runs before serving, in one place so the simulator's first-use terms
+// (sim/cost_model.h, RowHistory) see the same counts as the engine:
+// - the decode batch sizes captured as CUDA graphs by default: vLLM's list (1, 2, 4, multiples of
+//   8 to 256, of 16 to 512), cut at max_num_seqs, which is captured itself (up to 512);
+std::vector<int32_t> default_cudagraph_sizes(int32_t max_num_seqs);
+// - the token counts every projection GEMM runs once at (CUDA loads kernels lazily and cuBLAS
+//   picks kernels per count): `first` (the first count past the GEMV) to max_tokens, every count
+//   below 64, then every 8th below 512, every 32nd below 2048 and every 128th above.
+std::vector<int32_t> gemm_warm_counts(int32_t first, int32_t max_tokens);
+
 class Executor {
  public:
   virtual ~Executor() = default;

@@ -19,17 +19,6 @@ namespace {
 
 size_t align256(size_t n) { return (n + 255) & ~size_t{255}; }
 
-std::vector<int32_t> default_graph_sizes(int32_t max_seqs) {
-  std::vector<int32_t> v = {1, 2, 4};
-  for (int32_t b = 8; b <= 256; b += 8) v.push_back(b);
-  for (int32_t b = 272; b <= 512; b += 16) v.push_back(b);
-  std::vector<int32_t> out;
-  for (int32_t b : v)
-    if (b <= max_seqs) out.push_back(b);
-  if (out.empty() || out.back() < std::min(max_seqs, 512)) out.push_back(std::min(max_seqs, 512));
-  return out;
-}
-
 }  // namespace
 
 // One step's index arrays, at fixed device addresses (graphs replay against them) with a
@@ -384,7 +373,7 @@ void CudaExecutor::allocate_kv(int32_t num_gpu_blocks, int32_t num_cpu_blocks) {
   if (num_cpu_blocks > 0)
     TWINFER_CUDA_CHECK(cudaMallocHost(&kv_host_, 2 * s.num_layers * static_cast<size_t>(num_cpu_blocks) * block_bytes_));
   set_layer_kv(kv_, num_gpu_blocks);
-  graph_sizes_ = opt_.cudagraph_sizes.empty() ? default_graph_sizes(opt_.max_num_seqs) : opt_.cudagraph_sizes;
+  graph_sizes_ = opt_.cudagraph_sizes.empty() ? default_cudagraph_sizes(opt_.max_num_seqs) : opt_.cudagraph_sizes;
   std::sort(graph_sizes_.begin(), graph_sizes_.end());
   graph_sizes_.erase(std::remove_if(graph_sizes_.begin(), graph_sizes_.end(),
                                     [&](int32_t b) { return b <= 0 || b > opt_.max_num_seqs; }),
@@ -407,10 +396,7 @@ void CudaExecutor::warm_gemms() {
   const int H = static_cast<int>(s.hidden_size), QD = static_cast<int>(s.q_dim()),
             QKV = static_cast<int>(s.q_dim() + 2 * s.kv_dim()), I = static_cast<int>(s.intermediate_size);
   const DeviceLayer& L = m_.layers.front();
-  std::vector<int> counts;
-  for (int t = gemm_->gemv_max_rows + 1; t <= max_tokens_;
-       t += t < 64 ? 1 : t < 512 ? 8 : t < 2048 ? 32 : 128)
-    counts.push_back(t);
+  const std::vector<int32_t> counts = gemm_warm_counts(gemm_->gemv_max_rows + 1, max_tokens_);
   for (int t : counts) {
     gemm_->run(h_, t, H, L.wqkv, QKV, qkv_);
     gemm_->run(attn_, t, QD, L.wo, H, o_);

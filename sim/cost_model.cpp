@@ -69,22 +69,13 @@ void CostParams::apply_json(const Json& j, const std::string& source) {
 // RowHistory
 
 RowHistory::RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens) {
-  // The CUDA executor's capture sizes (kernels/cuda_executor.cpp, default_graph_sizes): 1, 2, 4,
-  // multiples of 8 to 256, of 16 to 512, capped at max_num_seqs (which is itself captured).
-  if (!eager && max_num_seqs > 0) {
-    const int32_t cap = std::min(max_num_seqs, 512);
-    auto warm = [&](int32_t b) {
-      if (b > cap) return;
-      first_use(b);
-      if (graph_sizes_.empty() || graph_sizes_.back() < b) graph_sizes_.push_back(b);
-    };
-    for (int32_t b : {1, 2, 4}) warm(b);
-    for (int32_t b = 8; b <= 256; b += 8) warm(b);
-    for (int32_t b = 272; b <= 512; b += 16) warm(b);
-    warm(cap);
-  }
+  if (!eager && max_num_seqs > 0)
+    for (int32_t b : default_cudagraph_sizes(max_num_seqs)) {
+      first_use(b);  // each capture size's warm-up forward
+      graph_sizes_.push_back(b);
+    }
   if (max_tokens > 0) first_use(max_tokens);
-  for (int32_t t : gemm_warm_counts(max_tokens)) first_use(t);
+  for (int32_t t : twinfer::gemm_warm_counts(kGemmWarmFrom, max_tokens)) first_use(t);
   fresh_ = 0;
   replayed_.assign(graph_sizes_.size(), 0);
 }
@@ -98,12 +89,6 @@ bool RowHistory::first_replay(int32_t rows) {
   return true;
 }
 
-std::vector<int32_t> RowHistory::gemm_warm_counts(int32_t max_tokens) {
-  std::vector<int32_t> out;
-  for (int32_t t = kGemmWarmFrom; t <= max_tokens; t += t < 64 ? 1 : t < 512 ? 8 : t < 2048 ? 32 : 128)
-    out.push_back(t);
-  return out;
-}
 
 bool RowHistory::first_use(int32_t rows) {
   if (rows < 0) return false;

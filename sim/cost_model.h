@@ -144,7 +144,7 @@ inline constexpr CostParamInt kCostParamInts[] = {
 // new_rows_s. The CUDA executor runs some before serving (kernels/cuda_executor.cpp); those start
 // out seen: one warm-up forward per CUDA-graph capture size (not in eager mode), the profiling
 // step at max_tokens rows, and warm_gemms()'s grid of GEMM counts, in graph and eager mode alike
-// (gemm_warm_counts). One byte per row count, grown on demand.
+// (core/executor.h's gemm_warm_counts from kGemmWarmFrom). One byte per row count, grown on demand.
 class RowHistory {
  public:
   RowHistory() = default;
@@ -161,7 +161,6 @@ class RowHistory {
   // first step, from gemv_max_rows + 1 (3; smaller counts take the GEMV) to max_tokens, every
   // count below 64, then every 8th below 512, every 32nd below 2048 and every 128th above.
   static constexpr int32_t kGemmWarmFrom = 3;
-  static std::vector<int32_t> gemm_warm_counts(int32_t max_tokens);
   // True when a graph-replayed decode step of `rows` rows is the first replay of the graph it
   // runs: the smallest capture size >= rows (graph mode only; false above the largest size or
   // in eager mode). Marks it replayed.

@@ -421,13 +421,13 @@ TEST_CASE("the first replay of each captured graph pays graph_first_s", "[cost]"
 TEST_CASE("RowHistory starts with CudaExecutor::warm_gemms' counts seen", "[cost]") {
   // 3..63 every count, 64..504 every 8th, 512..2048 every 32nd, then every 128th to max_tokens:
   // the 214 counts `twinfer calibrate` logs at 8,192 tokens.
-  const std::vector<int32_t> c = RowHistory::gemm_warm_counts(8192);
+  const std::vector<int32_t> c = gemm_warm_counts(RowHistory::kGemmWarmFrom, 8192);
   CHECK(c.size() == 214);
   CHECK(c.front() == 3);
   CHECK(c[61] == 64);
   CHECK(c[62] == 72);
   CHECK(c.back() == 8192);
-  CHECK(RowHistory::gemm_warm_counts(2).empty());
+  CHECK(gemm_warm_counts(RowHistory::kGemmWarmFrom, 2).empty());
   // A prefill at a warmed count is not new, in either mode; one between grid points is.
   for (bool eager : {false, true}) {
     RowHistory h(eager, 256, 8192);
@@ -482,4 +482,19 @@ TEST_CASE("early new token counts and new row bands cost more", "[cost]") {
   const StepPlan pq = plan_of({prefill(1, 301, 0, true)});
   CHECK(ex.execute(pq).duration_s ==
         Approx(g.step_cost(StepShape::of(pq)).total_s + 1e-3 + 8e-3 * std::exp(-0.1)));
+}
+
+TEST_CASE("default CUDA-graph capture sizes follow vLLM's list, cut at max_num_seqs", "[cost]") {
+  const std::vector<int32_t> all = default_cudagraph_sizes(512);
+  CHECK(all.size() == 3 + 32 + 16);
+  CHECK(all[3] == 8);
+  CHECK(all[34] == 256);
+  CHECK(all[35] == 272);
+  CHECK(all.back() == 512);
+  CHECK(default_cudagraph_sizes(100).back() == 100);  // max_num_seqs itself is captured
+  CHECK(default_cudagraph_sizes(96).back() == 96);
+  CHECK(default_cudagraph_sizes(1) == std::vector<int32_t>{1});
+  CHECK(default_cudagraph_sizes(3) == std::vector<int32_t>{1, 2, 3});
+  CHECK(default_cudagraph_sizes(2000).back() == 512);
+  CHECK(default_cudagraph_sizes(0).empty());
 }

@@ -6,7 +6,8 @@
 # about 12 minutes on an H100 (start-up included): split it with ONLY= to fit a 10-minute slot.
 #
 #   scripts/fidelity_runs.sh BIN_DIR OUT_DIR [TRACE_DIR]
-#     BIN_DIR    folder holding the `twinfer` binary (e.g. .device/bin or build)
+#     BIN_DIR    folder holding the `twinfer` binary (e.g. .device/bin, unpacked from
+#                scripts/device_bundle.sh's bundle, or build)
 #     OUT_DIR    one sub-folder per run is written here (copy them to
 #                experiments/results/h100/fidelity/ afterwards)
 #     TRACE_DIR  folder with azure_llm_2023_conv.csv and mooncake_conversation.jsonl

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 
 #include "core/error.h"
 #include "core/sampling.h"
@@ -112,19 +111,7 @@ CudaExecutor::CudaExecutor(DeviceModel&& model, const CudaExecutorOptions& opt)
     fused_ok_ = fused_ok_ && a16(L.wqkv) && a16(L.wo) && a16(L.w_gate_up) && a16(L.w_down) &&
                 a16(L.attn_norm) && a16(L.ffn_norm);
   ablate_ = parse_ablate(std::getenv("TWINFER_ABLATE"));
-  if (const char* e = std::getenv("TWINFER_L2_PREFETCH")) {
-    const std::string all(e);
-    for (size_t pos = 0; pos <= all.size();) {
-      const size_t comma = std::min(all.find(',', pos), all.size());
-      const std::string name = all.substr(pos, comma - pos);
-      pos = comma + 1;
-      if (name == "o") l2_prefetch_ |= kPrefetchO;
-      else if (name == "o_half") l2_prefetch_ |= kPrefetchOHalf;
-      else if (name == "next_qkv") l2_prefetch_ |= kPrefetchNextQkv;
-      else if (!name.empty() && name != "off")
-        throw ConfigError("TWINFER_L2_PREFETCH: unknown '" + name + "' (expected o, o_half, next_qkv or off)");
-    }
-  }
+  l2_prefetch_ = parse_l2_prefetch(std::getenv("TWINFER_L2_PREFETCH"));
   if (const char* t = std::getenv("TWINFER_STEP_TIMING"); t && std::atoi(t) != 0)
     for (cudaEvent_t& e : step_ev_) TWINFER_CUDA_CHECK(cudaEventCreate(&e));
   // Measurement knob (docs/gpu.md): where the small-T GEMV hands over to cuBLAS.
@@ -421,7 +408,7 @@ void CudaExecutor::capture_graphs() {
     mt.h(mt.positions)[i] = 0;
     mt.h(mt.slots)[i] = -1;
     mt.h(mt.dec_ctx)[i] = 0;
-    mt.h(mt.sample_idx)[i] = i;
+    mt.h(mt.sample_idx)[i] = i;  // never rewritten: graph row r samples row r
   }
   mt.upload_through(mt.dec_bt, stream_);
   TWINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -592,7 +579,6 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
         gm.h(gm.slots)[r] = -1;
         gm.h(gm.dec_ctx)[r] = 0;
       }
-      for (int32_t r = 0; r < B; ++r) gm.h(gm.sample_idx)[r] = r;
       gm.upload_through(gm.dec_bt + static_cast<size_t>(D) * MB, stream_);
       if (timed) TWINFER_CUDA_CHECK(cudaEventRecord(step_ev_[1], stream_));
       TWINFER_CUDA_CHECK(cudaGraphLaunch(g->exec, stream_));

@@ -53,6 +53,9 @@ enum class Op : int { upload, embed, norm, qkv, rope_kv, attn_decode, attn_prefi
                       act, down, lm_head, sample, count };
 const char* op_name(Op op);
 uint32_t parse_ablate(const char* spec);  // TWINFER_ABLATE's op list -> bit mask of Op
+// Which weights small steps prefetch into L2 in latency-bound gaps (measurement switch).
+enum L2Prefetch : uint32_t { kPrefetchO = 1, kPrefetchOHalf = 2, kPrefetchNextQkv = 4 };
+uint32_t parse_l2_prefetch(const char* spec);  // TWINFER_L2_PREFETCH's list -> bits of L2Prefetch
 struct OpProfile {
   double ms[static_cast<int>(Op::count)] = {};
   int64_t calls[static_cast<int>(Op::count)] = {};
@@ -124,10 +127,7 @@ class CudaExecutor final : public Executor {
   int32_t max_tokens_ = 0, max_blocks_per_seq_ = 0;
   bool fused_ok_ = false;   // alignment allows the fused small-step path
   uint32_t ablate_ = 0;     // TWINFER_ABLATE (timing only)
-  // TWINFER_L2_PREFETCH (measurement switch, docs/gpu.md): which weights small steps prefetch
-  // into L2 during latency-bound gaps; bits of L2Prefetch.
-  enum L2Prefetch : uint32_t { kPrefetchO = 1, kPrefetchOHalf = 2, kPrefetchNextQkv = 4 };
-  uint32_t l2_prefetch_ = 0;
+  uint32_t l2_prefetch_ = 0;  // TWINFER_L2_PREFETCH, bits of L2Prefetch (measurement switch)
   // Activations, [max_tokens_, width] bf16 unless noted.
   bf16 *x_ = nullptr, *h_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *o_ = nullptr,
        *gu_ = nullptr, *act_ = nullptr, *fin_ = nullptr;  // fin_: [max_num_seqs, hidden]

@@ -1,5 +1,6 @@
-// CudaExecutor's measurement side: the TWINFER_ABLATE switch, per-op events (profile_ops),
-// TWINFER_STEP_TIMING's split of graph steps, and the report `twinfer bench` prints.
+// CudaExecutor's measurement side: the TWINFER_ABLATE and TWINFER_L2_PREFETCH switches, per-op
+// events (profile_ops), TWINFER_STEP_TIMING's split of graph steps, and the report `twinfer bench`
+// prints.
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -10,26 +11,46 @@
 
 namespace twinfer::cuda {
 
+namespace {
+
+// Bit mask of the comma-separated names in `spec` (empty names skipped); `bit(name)` gives a
+// name's bit, or throws naming it.
+template <class F>
+uint32_t parse_name_list(const char* spec, F&& bit) {
+  uint32_t mask = 0;
+  if (!spec || !*spec) return 0;
+  const std::string all(spec);
+  for (size_t pos = 0; pos <= all.size();) {
+    const size_t comma = std::min(all.find(',', pos), all.size());
+    const std::string name = all.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (!name.empty()) mask |= bit(name);
+  }
+  return mask;
+}
+
+}  // namespace
+
 // TWINFER_ABLATE=op,op,...: the named ops are not launched at all. Results are then garbage;
 // it exists to time what each op costs inside a real (graph-replayed, PDL-overlapped) step,
 // which per-op events cannot show. Unknown names are an error.
 uint32_t parse_ablate(const char* spec) {
-  uint32_t mask = 0;
-  if (!spec || !*spec) return 0;
-  std::string all(spec);
-  size_t pos = 0;
-  while (pos <= all.size()) {
-    const size_t comma = std::min(all.find(',', pos), all.size());
-    const std::string name = all.substr(pos, comma - pos);
-    pos = comma + 1;
-    if (name.empty()) continue;
-    int found = -1;
+  return parse_name_list(spec, [](const std::string& name) {
     for (int i = 0; i < static_cast<int>(Op::count); ++i)
-      if (name == op_name(static_cast<Op>(i))) found = i;
-    if (found < 0) throw ConfigError("TWINFER_ABLATE: unknown op '" + name + "'");
-    mask |= 1u << found;
-  }
-  return mask;
+      if (name == op_name(static_cast<Op>(i))) return 1u << i;
+    throw ConfigError("TWINFER_ABLATE: unknown op '" + name + "'");
+  });
+}
+
+// TWINFER_L2_PREFETCH=o,o_half,next_qkv|off (docs/gpu.md).
+uint32_t parse_l2_prefetch(const char* spec) {
+  return parse_name_list(spec, [](const std::string& name) -> uint32_t {
+    if (name == "o") return kPrefetchO;
+    if (name == "o_half") return kPrefetchOHalf;
+    if (name == "next_qkv") return kPrefetchNextQkv;
+    if (name == "off") return 0;
+    throw ConfigError("TWINFER_L2_PREFETCH: unknown '" + name + "' (expected o, o_half, next_qkv or off)");
+  });
 }
 
 const char* op_name(Op op) {

@@ -247,8 +247,7 @@ RunSteps load_run_steps(const std::string& dir, const RunStepOptions& opt) {
     x.new_rows = (eager || s.prefill_tokens > 0) && s.prefill_tokens + s.decode_tokens > 0 &&
                  rows.first_use(s.prefill_tokens + s.decode_tokens);
     x.new_band = x.new_rows && rows.last_new_band();
-    x.first_replay = !eager && s.prefill_tokens == 0 && s.decode_tokens > 0 &&
-                     rows.first_replay(s.decode_tokens + std::max(0, s.padding_seqs));
+    x.first_replay = rows.first_replay(s, eager);
     all.push_back(x);
   }
   if (sh.next()) throw bad(sh.where() + ": more rows than steps.csv");

@@ -80,7 +80,9 @@ RowHistory::RowHistory(bool eager, int32_t max_num_seqs, int32_t max_tokens) {
   replayed_.assign(graph_sizes_.size(), 0);
 }
 
-bool RowHistory::first_replay(int32_t rows) {
+bool RowHistory::first_replay(const StepShape& shape, bool eager) {
+  if (eager || shape.prefill_tokens > 0 || shape.decode_tokens <= 0) return false;
+  const int32_t rows = shape.decode_tokens + std::max(0, shape.padding_seqs);
   const auto it = std::lower_bound(graph_sizes_.begin(), graph_sizes_.end(), rows);
   if (it == graph_sizes_.end()) return false;
   uint8_t& r = replayed_[static_cast<size_t>(it - graph_sizes_.begin())];

@@ -157,14 +157,13 @@ class RowHistory {
   // Whether the last first_use() that returned true also met a new band of kRowBand rows.
   bool last_new_band() const { return last_band_; }
   static constexpr int32_t kRowBand = 32;
-  // CudaExecutor::warm_gemms()'s counts: every projection GEMM runs once at each before the
-  // first step, from gemv_max_rows + 1 (3; smaller counts take the GEMV) to max_tokens, every
-  // count below 64, then every 8th below 512, every 32nd below 2048 and every 128th above.
+  // The first count CudaExecutor::warm_gemms() runs (gemv_max_rows + 1; smaller counts take the
+  // GEMV); core/executor.h's gemm_warm_counts gives the grid from there.
   static constexpr int32_t kGemmWarmFrom = 3;
-  // True when a graph-replayed decode step of `rows` rows is the first replay of the graph it
-  // runs: the smallest capture size >= rows (graph mode only; false above the largest size or
-  // in eager mode). Marks it replayed.
-  bool first_replay(int32_t rows);
+  // True when `shape` is a graph-replayed step (decode rows only, not eager) and the first
+  // replay of the graph it runs: the smallest capture size >= its rows, padding included; false
+  // above the largest size. Marks that graph replayed.
+  bool first_replay(const StepShape& shape, bool eager);
 
  private:
   std::vector<uint8_t> seen_;

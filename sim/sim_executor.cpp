@@ -2,8 +2,6 @@
 // produced (the workload's output lengths decide when requests finish).
 #include "sim/cost_model.h"
 
-#include <algorithm>
-
 namespace twinfer {
 
 StepResult SimExecutor::execute(const StepPlan& plan) {
@@ -12,9 +10,7 @@ StepResult SimExecutor::execute(const StepPlan& plan) {
   const int32_t ordinal = rows_.fresh_count();
   const bool fresh = model_.eager_forward(shape) &&
                      rows_.first_use(shape.prefill_tokens + shape.decode_tokens);
-  // A graph step (decode only, graph mode): the first replay of the graph of its batch?
-  const bool first_graph = !model_.eager() && shape.prefill_tokens == 0 && shape.decode_tokens > 0 &&
-                           rows_.first_replay(shape.decode_tokens + std::max(0, shape.padding_seqs));
+  const bool first_graph = rows_.first_replay(shape, model_.eager());
   r.duration_s =
       model_.step_cost(shape, false, fresh, ordinal, fresh && rows_.last_new_band(), first_graph).total_s;
   return r;

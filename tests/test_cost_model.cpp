@@ -388,16 +388,26 @@ TEST_CASE("the first eager forward at a token count pays new_rows_s", "[cost]") 
 
 TEST_CASE("the first replay of each captured graph pays graph_first_s", "[cost]") {
   // Capture sizes at max_num_seqs 20: 1, 2, 4, 8, 16, 20. A batch replays the smallest >= it.
+  auto graph_step = [](int32_t decodes, int32_t prefill = 0) {
+    StepShape s;
+    s.decode_tokens = decodes;
+    s.prefill_tokens = prefill;
+    return s;
+  };
   RowHistory h(false, 20, 8192);
-  CHECK(h.first_replay(3));         // graph 4
-  CHECK_FALSE(h.first_replay(4));   // graph 4 again
-  CHECK(h.first_replay(17));        // graph 20
-  CHECK_FALSE(h.first_replay(20));
-  CHECK_FALSE(h.first_replay(21));  // above every capture size
-  CHECK(h.first_replay(1));
+  CHECK(h.first_replay(graph_step(3), false));         // graph 4
+  CHECK_FALSE(h.first_replay(graph_step(4), false));   // graph 4 again
+  CHECK(h.first_replay(graph_step(17), false));        // graph 20
+  CHECK_FALSE(h.first_replay(graph_step(20), false));
+  CHECK_FALSE(h.first_replay(graph_step(21), false));  // above every capture size
+  CHECK_FALSE(h.first_replay(graph_step(1, 30), false));  // a prefill step runs eagerly
+  CHECK(h.first_replay(graph_step(1), false));
+  StepShape padded = graph_step(7);
+  padded.padding_seqs = 1;                              // 8 rows: graph 8
+  CHECK(h.first_replay(padded, false));
+  CHECK_FALSE(h.first_replay(graph_step(8), false));
   RowHistory eager(true, 20, 8192);
-  CHECK_FALSE(eager.first_replay(3));  // no graphs in eager mode
-
+  CHECK_FALSE(eager.first_replay(graph_step(3), true));  // no graphs in eager mode
   CostParams p;
   p.graph_first_s = 0.8e-3;
   const CostModel g = make("llama-3-8b", "h100-sxm", 1, false, DType::bf16, p);
